@@ -1,0 +1,5 @@
+"""Shared test setup. Real services (Kafka, Redis, SMTP, the SMS endpoint) are started on loopback by
+the fixture modules below, once per session and only when a test asks for them."""
+
+pytest_plugins: list[str] = [
+]
