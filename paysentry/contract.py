@@ -58,6 +58,8 @@ def _money(value: Any, *, allow_zero: bool) -> Decimal:
     if isinstance(value, bool):
         raise ValueError("must be a decimal string or a number, not a boolean")
     if isinstance(value, str):
+        if value.startswith("-"):
+            raise ValueError(f"must be positive, got {value!r}")
         if not _MONEY_TEXT.match(value):
             raise ValueError(f"{value!r} is not a decimal amount like '125000.00' (no signs, no separators)")
         amount = Decimal(value)
@@ -269,7 +271,7 @@ class Decision(BaseModel):
     shadow_hits: list[RuleHit] = Field(default_factory=list)
     model_score: float | None = None
     explanation: dict[str, Any] = Field(default_factory=dict)
-    ruleset_version: str | None = None
+    ruleset_version: str = "unversioned"
     model_version: str | None = None
 
     def to_json(self) -> bytes:

@@ -1,0 +1,379 @@
+"""The decision core: event + state -> decision + new state. Plain, synchronous, deterministic.
+
+Every shell (the Faust agents, `paysentry replay`, notebooks, tests) calls `Engine.process` with a
+parsed event and a `StateStore`. The engine reads the entities the event touches, computes features,
+asks the rules and the model, builds the decision, and writes each touched entity back exactly once.
+Redelivered events (a known `event_id`) change nothing and decide nothing. The only clock is event
+time; timers (`check_timers`) are driven by the shell with an event-time "now".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from models.features import (
+    NEAR_LIMIT_FLOOR,
+    FeatureInputs,
+    cents,
+    compute_features,
+    convert,
+    epoch,
+    normalise_invoice,
+    to_base,
+    utc_from_epoch,
+)
+from models.scorer import CalibratedHalfSpaceTrees, model_inputs
+from paysentry.contract import Decision, Event, RuleHit, action_rank, severity_rank
+from paysentry.params import CompanyParams
+from paysentry.state import (
+    AccountProfile,
+    ChannelProfile,
+    CompanyProfile,
+    Entity,
+    PaymentRecord,
+    UserProfile,
+    VendorProfile,
+)
+from paysentry.windows import HOUR
+from rules.context import RuleContext, RulesetLike
+
+SEVERITY_WEIGHT = {"info": 0.05, "low": 0.2, "medium": 0.45, "high": 0.7, "critical": 0.9}
+MODEL_WEIGHT = 0.5  # the model alone can lift a payment to at most 0.5: enough to rank, not to block
+UNMATCHED_GRACE = HOUR  # platform events may arrive before the ERP's; wait this long before flagging
+EXPLAINED_FEATURES = (
+    "amount_base", "amount_zscore_30d", "amount_ratio_median_30d", "vendor_amount_median_30d",
+    "vendor_payment_count_30d", "vendor_count_24h", "days_since_bank_change", "vendor_age_days",
+    "account_new_for_vendor", "account_shared", "hour_local", "is_weekend", "amount_to_limit_ratio",
+    "settled_amount_diff", "hours_since_release", "channel_failures_1h",
+)  # fmt: skip
+
+
+class StateStore(Protocol):
+    def get(self, key: str) -> Entity | None: ...
+
+    def __setitem__(self, key: str, value: Entity) -> None: ...
+
+
+class EmptyRuleset:
+    """No rules: every payment is allowed unless the model says otherwise (used by model-only runs)."""
+
+    version = "empty"
+
+    def company(self, company_code: str | None) -> CompanyParams:
+        return CompanyParams()
+
+    def evaluate(self, ctx: RuleContext) -> tuple[list[RuleHit], list[RuleHit]]:
+        return [], []
+
+
+@dataclass
+class _Touched:
+    """The entities one event reads, written back once at the end."""
+
+    store: StateStore
+    loaded: dict[str, Entity] = field(default_factory=dict)
+
+    def get(self, cls: type[Entity], entity_id: str | None, create: bool = True) -> Any:
+        if not entity_id:
+            return None
+        key = f"{cls.prefix}:{entity_id}"
+        if key in self.loaded:
+            return self.loaded[key]
+        entity = self.store.get(key)
+        if entity is None:
+            if not create:
+                return None
+            entity = cls()
+        self.loaded[key] = entity
+        return entity
+
+    def write_back(self) -> None:
+        for key, entity in self.loaded.items():
+            self.store[key] = entity
+
+
+def combined_risk(hits: Iterable[RuleHit], model_score: float | None) -> float:
+    """Noisy-OR of rule severities and the model score, so more and stronger evidence ranks higher."""
+    keep = 1.0
+    for hit in hits:
+        keep *= 1.0 - SEVERITY_WEIGHT[hit.severity]
+    if model_score is not None:
+        keep *= 1.0 - MODEL_WEIGHT * model_score
+    return round(1.0 - keep, 6)
+
+
+def _round(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    return value
+
+
+class Engine:
+    def __init__(self, ruleset: RulesetLike | None = None, model: CalibratedHalfSpaceTrees | None = None):
+        self.ruleset: RulesetLike = ruleset or EmptyRuleset()
+        self.model = model if model is not None else CalibratedHalfSpaceTrees()
+
+    # -- inbound events --------------------------------------------------------------------------
+    def process(self, event: Event, store: StateStore) -> Decision | None:
+        """Apply one event; return its decision (payment.* and psp.* events) or None."""
+        touched = _Touched(store)
+        if event.family == "vendor":
+            self._apply_vendor_event(event, touched)
+            touched.write_back()
+            return None
+        record: PaymentRecord = touched.get(PaymentRecord, event.payment_id)
+        if not record.remember(event.event_id):
+            return None  # a redelivery: already applied and decided
+        record.payment_id = event.payment_id
+        if event.type == "label.confirmed":
+            record.label, record.typology = event.verdict, event.typology
+            touched.write_back()
+            return None
+        decision, model_x = self._decide(event.type, event, record, touched, epoch(event.event_time))
+        self._apply_payment_event(event, record, touched, decision, model_x)
+        touched.write_back()
+        return decision
+
+    def process_batch(self, events: Iterable[Event], store: StateStore) -> list[Decision]:
+        """Micro-batches give the same decisions as one event at a time, in the same order."""
+        return [d for d in (self.process(event, store) for event in events) if d is not None]
+
+    # -- timers ----------------------------------------------------------------------------------
+    def due_at(self, record: PaymentRecord) -> int | None:
+        """When this payment next needs a timer check, in epoch seconds (None: nothing pending)."""
+        if record.released_at is not None and not record.sla_flagged and record.status in ("released", "submitted"):
+            sla = self.ruleset.company(record.company_code).settlement_sla_hours
+            return record.released_at + int(sla * HOUR)
+        if record.platform_first_at is not None and not record.erp_known and not record.unmatched_flagged:
+            return record.platform_first_at + UNMATCHED_GRACE
+        return None
+
+    def check_timers(self, payment_ids: Iterable[str], now: int, store: StateStore) -> list[Decision]:
+        """Decisions for payments whose settlement SLA ran out or whose platform events never matched
+        an ERP payment by event time `now`. Each is raised once per payment."""
+        decisions = []
+        for payment_id in payment_ids:
+            touched = _Touched(store)
+            record: PaymentRecord | None = touched.get(PaymentRecord, payment_id, create=False)
+            if record is None:
+                continue
+            due = self.due_at(record)
+            if due is None or due > now:
+                continue
+            if record.released_at is not None and record.status in ("released", "submitted"):
+                record.sla_flagged = True
+                kind = "sla.unsettled"
+            else:
+                record.unmatched_flagged = True
+                kind = "psp.unmatched"
+            decisions.append(self._decide(kind, None, record, touched, due)[0])
+            touched.write_back()
+        return decisions
+
+    # -- the decision ----------------------------------------------------------------------------
+    def _decide(
+        self, event_type: str, event: Event | None, record: PaymentRecord, touched: _Touched, at: int
+    ) -> tuple[Decision, dict[str, float] | None]:
+        vendor_id = record.vendor_id or (event.vendor_id if event else None)
+        company_code = record.company_code or (event.company_code if event else None)
+        company = self.ruleset.company(company_code)
+        created_by = (event.created_by if event else None) or record.created_by
+        channel = (event.channel if event else None) or record.channel
+        account_hash = event.payee_account_hash if event else None
+        vendor = touched.get(VendorProfile, vendor_id, create=False)
+        account = touched.get(AccountProfile, account_hash, create=False)
+        creator = touched.get(UserProfile, created_by, create=False)
+        channel_profile = touched.get(ChannelProfile, channel, create=False)
+        moment = event.event_time if event else _moment(at)
+        features = compute_features(FeatureInputs(
+            event_type, event, at, moment, company, record, vendor, account, creator, channel_profile))  # fmt: skip
+        profiles: dict[str, Any] = {"vendor": vendor, "account": account, "creator": creator,
+                                    "channel": channel_profile,
+                                    "company": touched.get(CompanyProfile, company_code, create=False)}  # fmt: skip
+
+        def window(entity: str, stat: str, seconds: int) -> float:
+            profile = profiles.get(entity)
+            return profile.stats.stat(stat, at, seconds) if profile is not None else 0.0
+
+        ctx = RuleContext(event_type, event, features, window, company)
+        hits, shadow = self.ruleset.evaluate(ctx)
+        model_score = model_x = None
+        if event_type.startswith("payment.") and event_type != "payment.cancelled":
+            model_x = model_inputs(features)
+            model_score = self.model.score_one(model_x)
+        action: Any = max((h.action for h in hits), key=action_rank, default="allow")
+        severity = max((h.severity for h in hits), key=severity_rank, default=None)
+        payment = _payment_summary(event, record)
+        decision = Decision(
+            payment_id=record_or(event, "payment_id", record),
+            event_id=event.event_id if event else f"{event_type}:{record_or(event, 'payment_id', record)}",
+            event_time=moment.isoformat(),
+            event_type=event_type,
+            vendor_id=vendor_id,
+            company_code=company_code,
+            action=action,
+            risk_score=combined_risk(hits, model_score),
+            severity=severity,
+            rule_hits=hits,
+            shadow_hits=shadow,
+            model_score=None if model_score is None else round(model_score, 6),
+            explanation={
+                "features": {k: _round(features.get(k)) for k in EXPLAINED_FEATURES if features.get(k) is not None},
+                "payment": payment,
+            },  # fmt: skip
+            ruleset_version=self.ruleset.version,
+            model_version=self.model.version,
+        )
+        return decision, model_x
+
+    # -- state updates ---------------------------------------------------------------------------
+    def _apply_vendor_event(self, event: Event, touched: _Touched) -> None:
+        vendor: VendorProfile = touched.get(VendorProfile, event.vendor_id)
+        if not vendor.remember(event.event_id):
+            return
+        at = epoch(event.event_time)
+        if event.type == "vendor.created" and (vendor.created_at is None or at < vendor.created_at):
+            vendor.created_at = at
+        if vendor.first_seen is None or at < vendor.first_seen:
+            vendor.first_seen = at
+        new_account = event.payee_account_hash
+        if new_account:
+            if vendor.master_account is not None and new_account != vendor.master_account:
+                vendor.last_bank_change = max(at, vendor.last_bank_change or at)
+            vendor.master_account, vendor.master_masked = new_account, event.payee_account_masked
+            vendor.add_account(new_account, at)
+            account: AccountProfile = touched.get(AccountProfile, new_account)
+            account.first_seen = min(at, account.first_seen or at)
+            account.add_vendor(event.vendor_id or "", at)
+
+    def _apply_payment_event(
+        self,
+        event: Event,
+        record: PaymentRecord,
+        touched: _Touched,
+        decision: Decision,
+        model_x: dict[str, float] | None,
+    ) -> None:
+        at = epoch(event.event_time)
+        record.last_event_time = event.event_time.isoformat()
+        if event.family == "payment":
+            self._apply_erp_event(event, record, touched, at, decision, model_x)
+        else:
+            self._apply_platform_event(event, record, touched, at)
+
+    def _apply_erp_event(
+        self,
+        event: Event,
+        record: PaymentRecord,
+        touched: _Touched,
+        at: int,
+        decision: Decision,
+        model_x: dict[str, float] | None,
+    ) -> None:
+        for name in ("vendor_id", "company_code", "currency", "channel", "created_by",
+                     "payee_account_hash", "payee_account_masked"):  # fmt: skip
+            value = getattr(event, name)
+            if value is not None:
+                setattr(record, name, value)
+        if event.approved_by:
+            record.approved_by = list(event.approved_by)
+        if event.amount is not None:
+            record.amount = str(event.amount)
+        if event.invoice_id:
+            record.invoice_norm = normalise_invoice(event.invoice_id)
+        vendor: VendorProfile = touched.get(VendorProfile, record.vendor_id)
+        if vendor.first_seen is None:
+            vendor.first_seen = at
+        if record.invoice_norm and record.amount and event.type != "payment.cancelled":
+            vendor.add_invoice(record.invoice_norm, record.amount, at, event.payment_id or "")
+        if event.type == "payment.created":
+            record.created_at = record.created_at or at
+        elif event.type == "payment.cancelled":
+            if record.invoice_norm and vendor.invoices.get(record.invoice_norm, [None] * 3)[2] == event.payment_id:
+                del vendor.invoices[record.invoice_norm]
+        elif event.type == "payment.released" and record.released_at is None:
+            record.released_at = at
+            record.released_amount = str(event.amount)
+            record.released_currency = event.currency
+            self._count_release(event, record, vendor, touched, at)
+            if decision.action == "allow" and model_x is not None:
+                # Learn only from payments the rules let through, so fraud does not become "normal".
+                self.model.learn_one(model_x)
+        if record.status not in ("settled", "failed", "returned") or event.type == "payment.cancelled":
+            record.status = event.type.split(".", 1)[1]
+
+    def _count_release(
+        self, event: Event, record: PaymentRecord, vendor: VendorProfile, touched: _Touched, at: int
+    ) -> None:
+        """A payment enters the rolling aggregates once, when the money is released."""
+        assert event.amount is not None
+        record.counted = True
+        base = cents(to_base(event.amount, event.currency))
+        vendor.stats.add(at, base)
+        company = self.ruleset.company(record.company_code)
+        if company.approval_limit is not None:
+            limit = convert(company.approval_limit, company.currency, event.currency)
+            if NEAR_LIMIT_FLOOR * limit <= event.amount < limit:
+                vendor.near_limit.add(at, cents(event.amount))
+        for cls, entity_id in ((CompanyProfile, record.company_code), (UserProfile, record.created_by)):
+            profile = touched.get(cls, entity_id)
+            if profile is not None:
+                profile.stats.add(at, base)
+                profile.first_seen = min(at, profile.first_seen or at)
+        if record.payee_account_hash:
+            account: AccountProfile = touched.get(AccountProfile, record.payee_account_hash)
+            account.stats.add(at, base)
+            account.first_seen = min(at, account.first_seen or at)
+            account.add_vendor(record.vendor_id or "", at)
+            vendor.add_account(record.payee_account_hash, at)
+
+    def _apply_platform_event(self, event: Event, record: PaymentRecord, touched: _Touched, at: int) -> None:
+        if record.platform_first_at is None:
+            record.platform_first_at = at
+            record.platform_amount = str(event.amount)
+        if event.channel and not record.channel:
+            record.channel = event.channel
+        outcome = event.type in ("psp.settled", "psp.failed", "psp.returned")
+        if event.type == "psp.settled":
+            record.settled_at, record.settled_amount = at, str(event.amount)
+        if event.fee is not None:
+            record.fee = str(Decimal(record.fee or 0) + event.fee)
+        if record.status != "cancelled" or outcome:
+            record.status = event.type.split(".", 1)[1]
+        channel: ChannelProfile | None = touched.get(ChannelProfile, event.channel or record.channel)
+        if channel is not None and outcome:
+            channel.stats.add(at, 0, failure=event.type != "psp.settled")
+            channel.first_seen = min(at, channel.first_seen or at)
+
+
+def record_or(event: Event | None, name: str, record: PaymentRecord) -> Any:
+    value = getattr(event, name, None) if event is not None else None
+    return value if value is not None else getattr(record, name, None)
+
+
+def _moment(at: int) -> datetime:
+    return utc_from_epoch(at)
+
+
+def _payment_summary(event: Event | None, record: PaymentRecord) -> dict[str, Any]:
+    """What a person needs to find the payment: never the clear account, only its masked form."""
+    summary = {
+        "amount": str(event.amount) if event and event.amount is not None else record.amount,
+        "currency": (event.currency if event else None) or record.currency,
+        "channel": (event.channel if event else None) or record.channel,
+        "payee_account_masked": (event.payee_account_masked if event else None) or record.payee_account_masked,
+        "payee_country": event.payee_country if event else None,
+        "vendor_name": event.vendor_name if event else None,
+        "invoice_id": event.invoice_id if event else None,
+        "created_by": (event.created_by if event else None) or record.created_by,
+        "approved_by": (event.approved_by if event else None) or record.approved_by or None,
+        "released_amount": record.released_amount,
+        "released_at": record.released_at,
+        "status_reason": event.status_reason if event else None,
+    }
+    return {k: v for k, v in summary.items() if v is not None}

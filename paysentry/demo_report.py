@@ -1,0 +1,56 @@
+"""The demo's closing report: the top alerts, and which injected anomalies the engine caught."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from paysentry.contract import Decision
+
+
+def _money(amount: Any) -> str:
+    try:
+        return f"{float(amount):,.2f}"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def print_demo_report(decisions: list[Decision], labels: list[dict[str, Any]], console: Console) -> None:
+    flagged: dict[str, Decision] = {}
+    for decision in decisions:
+        if decision.action == "allow":
+            continue
+        best = flagged.get(decision.payment_id)
+        if best is None or decision.risk_score > best.risk_score:
+            flagged[decision.payment_id] = decision
+    top = sorted(flagged.values(), key=lambda d: (-d.risk_score, d.payment_id))[:10]
+    table = Table(title="top alerts (one line per payment, highest risk first)")
+    for column in ("risk", "action", "payment", "vendor", "amount", "why"):
+        table.add_column(column, overflow="fold")
+    for decision in top:
+        payment = decision.explanation.get("payment", {})
+        why = "; ".join(f"{h.rule_id}: {h.reason}" for h in decision.rule_hits[:2]) or (
+            f"model score {decision.model_score:.3f}" if decision.model_score is not None else ""
+        )
+        table.add_row(
+            f"{decision.risk_score:.2f}", decision.action, decision.payment_id, decision.vendor_id or "",
+            f"{_money(payment.get('amount'))} {payment.get('currency', '')}", why,
+        )  # fmt: skip
+    console.print(table)
+
+    labelled: dict[str, str] = {label["payment_id"]: label.get("typology", "unknown") for label in labels}
+    per_typology: dict[str, list[int]] = {}
+    for payment_id, typology in labelled.items():
+        caught, total = per_typology.setdefault(typology, [0, 0])
+        per_typology[typology] = [caught + (payment_id in flagged), total + 1]
+    coverage = Table(title="injected anomalies caught (flagged review or above)")
+    coverage.add_column("typology")
+    coverage.add_column("caught", justify="right")
+    for typology, (caught, total) in sorted(per_typology.items()):
+        coverage.add_row(typology, f"{caught}/{total}")
+    false_alarms = sum(1 for payment_id in flagged if payment_id not in labelled)
+    payments = len({d.payment_id for d in decisions})
+    coverage.add_row("[dim]flagged payments with no label[/]", f"{false_alarms}/{payments}")
+    console.print(coverage)
