@@ -15,7 +15,15 @@ from typing import Any
 
 from paysentry.contract import Event
 from paysentry.params import CompanyParams
-from paysentry.state import AccountProfile, ChannelProfile, PaymentRecord, UserProfile, VendorProfile
+from paysentry.state import (
+    AccountMaster,
+    AccountProfile,
+    ChannelProfile,
+    PaymentRecord,
+    UserProfile,
+    VendorMaster,
+    VendorProfile,
+)
 from paysentry.windows import DAY, HOUR
 
 # Reference rates to the reporting currency (USD), for comparing amounts across currencies in
@@ -79,6 +87,8 @@ class FeatureInputs:
     account: AccountProfile | None
     creator: UserProfile | None
     channel: ChannelProfile | None
+    vendor_master: VendorMaster | None = None
+    account_master: AccountMaster | None = None
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -159,9 +169,18 @@ def _limit_features(inputs: FeatureInputs, amount: Decimal | None, currency: str
 
 
 def _vendor_features(inputs: FeatureInputs, amount_base: float | None) -> dict[str, Any]:
-    vendor, at = inputs.vendor, inputs.at
+    vendor, master, at = inputs.vendor, inputs.vendor_master, inputs.at
+    created = master.created_at if master else None
+    first = min((t for t in (master.first_seen if master else None, vendor.first_seen if vendor else None)
+                 if t is not None), default=None)  # fmt: skip
+    since = created if created is not None else first
+    known = {
+        "vendor_known": since is not None,
+        "vendor_age_days": _days(at, since),
+        "days_since_bank_change": _days(at, master.last_bank_change if master else None),
+    }
     if vendor is None:
-        return {name: None for name in _VENDOR_FEATURES} | {"vendor_known": False}
+        return {name: None for name in _VENDOR_FEATURES} | known
     month = 30 * DAY
     count = vendor.stats.stat("count", at, month)
     mean = vendor.stats.stat("mean", at, month) if count else None
@@ -170,10 +189,7 @@ def _vendor_features(inputs: FeatureInputs, amount_base: float | None) -> dict[s
     zscore = None
     if amount_base is not None and mean is not None and std:
         zscore = (amount_base - mean) / std
-    since = vendor.created_at if vendor.created_at is not None else vendor.first_seen
-    return {
-        "vendor_known": since is not None,
-        "vendor_age_days": _days(at, since),
+    return known | {
         "vendor_payment_count_30d": count,
         "vendor_amount_mean_30d": mean,
         "vendor_amount_std_30d": std,
@@ -184,30 +200,35 @@ def _vendor_features(inputs: FeatureInputs, amount_base: float | None) -> dict[s
         "vendor_count_1h": vendor.stats.stat("count", at, HOUR),
         "vendor_count_24h": vendor.stats.stat("count", at, DAY),
         "vendor_sum_24h": vendor.stats.stat("sum", at, DAY),
-        "days_since_bank_change": _days(at, vendor.last_bank_change),
     }
 
 
 _VENDOR_FEATURES = (
     "vendor_age_days", "vendor_payment_count_30d", "vendor_amount_mean_30d", "vendor_amount_std_30d",
     "vendor_amount_median_30d", "vendor_amount_max_30d", "amount_zscore_30d", "amount_ratio_median_30d",
-    "vendor_count_1h", "vendor_count_24h", "vendor_sum_24h", "days_since_bank_change",
+    "vendor_count_1h", "vendor_count_24h", "vendor_sum_24h",
 )  # fmt: skip
 
 
 def _account_features(inputs: FeatureInputs, vendor_id: str | None) -> dict[str, Any]:
-    event, vendor, account = inputs.event, inputs.vendor, inputs.account
+    event, vendor, master = inputs.event, inputs.vendor, inputs.vendor_master
     account_hash = event.payee_account_hash if event is not None else None
     if account_hash is None:
         return {"account_matches_master": None, "account_new_for_vendor": None,
                 "account_age_days": None, "account_vendor_count": None, "account_shared": None}  # fmt: skip
-    others = [v for v in (account.vendors if account else {}) if v != vendor_id]
+    owners = set(inputs.account_master.vendors) if inputs.account_master else set()
+    owners |= set(inputs.account.vendors) if inputs.account else set()
+    owners.discard(vendor_id or "")
+    known_for_vendor = (master is not None and account_hash in master.accounts) or (
+        vendor is not None and account_hash in vendor.accounts
+    )
+    first_seen = [p.first_seen for p in (inputs.account, inputs.account_master) if p and p.first_seen is not None]
     return {
-        "account_matches_master": vendor is not None and vendor.master_account == account_hash,
-        "account_new_for_vendor": vendor is None or account_hash not in vendor.accounts,
-        "account_age_days": _days(inputs.at, account.first_seen if account else None),
-        "account_vendor_count": len(others),
-        "account_shared": bool(others),
+        "account_matches_master": master is not None and master.master_account == account_hash,
+        "account_new_for_vendor": not known_for_vendor,
+        "account_age_days": _days(inputs.at, min(first_seen)) if first_seen else None,
+        "account_vendor_count": len(owners),
+        "account_shared": bool(owners),
     }
 
 

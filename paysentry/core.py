@@ -30,14 +30,19 @@ from models.features import (
 from models.scorer import CalibratedHalfSpaceTrees, model_inputs
 from paysentry.contract import Decision, Event, RuleHit, action_rank, severity_rank
 from paysentry.params import CompanyParams
+from paysentry.routing import UNKNOWN_SHARD
 from paysentry.state import (
+    INVOICE_MEMORY,
+    AccountMaster,
     AccountProfile,
     ChannelProfile,
     CompanyProfile,
     Entity,
     PaymentRecord,
     UserProfile,
+    VendorMaster,
     VendorProfile,
+    key_for,
 )
 from paysentry.windows import HOUR
 from rules.context import RuleContext, RulesetLike
@@ -73,28 +78,32 @@ class EmptyRuleset:
 
 @dataclass
 class _Touched:
-    """The entities one event reads, written back once at the end."""
+    """The entities one event reads, written back once at the end (master data is read-only here)."""
 
     store: StateStore
+    shard: str
+    master: StateStore
     loaded: dict[str, Entity] = field(default_factory=dict)
+    writes_master: bool = False
 
     def get(self, cls: type[Entity], entity_id: str | None, create: bool = True) -> Any:
         if not entity_id:
             return None
-        key = f"{cls.prefix}:{entity_id}"
+        key = key_for(cls, entity_id, self.shard)
         if key in self.loaded:
             return self.loaded[key]
-        entity = self.store.get(key)
+        entity = (self.store if cls.sharded else self.master).get(key)
         if entity is None:
             if not create:
                 return None
             entity = cls()
-        self.loaded[key] = entity
+        if cls.sharded or self.writes_master:
+            self.loaded[key] = entity
         return entity
 
     def write_back(self) -> None:
         for key, entity in self.loaded.items():
-            self.store[key] = entity
+            (self.store if type(entity).sharded else self.master)[key] = entity
 
 
 def combined_risk(hits: Iterable[RuleHit], model_score: float | None) -> float:
@@ -119,13 +128,22 @@ class Engine:
         self.model = model if model is not None else CalibratedHalfSpaceTrees()
 
     # -- inbound events --------------------------------------------------------------------------
-    def process(self, event: Event, store: StateStore) -> Decision | None:
-        """Apply one event; return its decision (payment.* and psp.* events) or None."""
-        touched = _Touched(store)
+    def apply_master(self, event: Event, master: StateStore) -> None:
+        """Apply a vendor.* event to the master data that every shard reads."""
+        touched = _Touched(master, UNKNOWN_SHARD, master, writes_master=True)
+        self._apply_vendor_event(event, touched)
+        touched.write_back()
+
+    def process(
+        self, event: Event, store: StateStore, *, shard: str = UNKNOWN_SHARD, master: StateStore | None = None
+    ) -> Decision | None:
+        """Apply one event to its shard's state; return its decision (payment.*, psp.*) or None.
+        `master` is the vendor master data (defaults to `store`, as in the embedded run)."""
+        master = store if master is None else master
         if event.family == "vendor":
-            self._apply_vendor_event(event, touched)
-            touched.write_back()
+            self.apply_master(event, master)
             return None
+        touched = _Touched(store, shard, master)
         record: PaymentRecord = touched.get(PaymentRecord, event.payment_id)
         if not record.remember(event.event_id):
             return None  # a redelivery: already applied and decided
@@ -139,9 +157,12 @@ class Engine:
         touched.write_back()
         return decision
 
-    def process_batch(self, events: Iterable[Event], store: StateStore) -> list[Decision]:
-        """Micro-batches give the same decisions as one event at a time, in the same order."""
-        return [d for d in (self.process(event, store) for event in events) if d is not None]
+    def process_batch(
+        self, events: Iterable[tuple[Event, str]], store: StateStore, master: StateStore | None = None
+    ) -> list[Decision]:
+        """Micro-batches of (event, shard) give the same decisions as one event at a time, in order."""
+        decisions = (self.process(event, store, shard=shard, master=master) for event, shard in events)
+        return [d for d in decisions if d is not None]
 
     # -- timers ----------------------------------------------------------------------------------
     def due_at(self, record: PaymentRecord) -> int | None:
@@ -153,12 +174,25 @@ class Engine:
             return record.platform_first_at + UNMATCHED_GRACE
         return None
 
-    def check_timers(self, payment_ids: Iterable[str], now: int, store: StateStore) -> list[Decision]:
+    @staticmethod
+    def expired(record: PaymentRecord, now: int) -> bool:
+        """A finished payment older than the longest window can be forgotten."""
+        return record.finished and record.last_activity() < now - INVOICE_MEMORY
+
+    def check_timers(
+        self,
+        payment_ids: Iterable[str],
+        now: int,
+        store: StateStore,
+        *,
+        shard: str = UNKNOWN_SHARD,
+        master: StateStore | None = None,
+    ) -> list[Decision]:
         """Decisions for payments whose settlement SLA ran out or whose platform events never matched
         an ERP payment by event time `now`. Each is raised once per payment."""
         decisions = []
         for payment_id in payment_ids:
-            touched = _Touched(store)
+            touched = _Touched(store, shard, store if master is None else master)
             record: PaymentRecord | None = touched.get(PaymentRecord, payment_id, create=False)
             if record is None:
                 continue
@@ -186,12 +220,15 @@ class Engine:
         channel = (event.channel if event else None) or record.channel
         account_hash = event.payee_account_hash if event else None
         vendor = touched.get(VendorProfile, vendor_id, create=False)
+        vendor_master = touched.get(VendorMaster, vendor_id, create=False)
         account = touched.get(AccountProfile, account_hash, create=False)
+        account_master = touched.get(AccountMaster, account_hash, create=False)
         creator = touched.get(UserProfile, created_by, create=False)
         channel_profile = touched.get(ChannelProfile, channel, create=False)
         moment = event.event_time if event else _moment(at)
         features = compute_features(FeatureInputs(
-            event_type, event, at, moment, company, record, vendor, account, creator, channel_profile))  # fmt: skip
+            event_type, event, at, moment, company, record, vendor, account, creator, channel_profile,
+            vendor_master, account_master))  # fmt: skip
         profiles: dict[str, Any] = {"vendor": vendor, "account": account, "creator": creator,
                                     "channel": channel_profile,
                                     "company": touched.get(CompanyProfile, company_code, create=False)}  # fmt: skip
@@ -233,7 +270,7 @@ class Engine:
 
     # -- state updates ---------------------------------------------------------------------------
     def _apply_vendor_event(self, event: Event, touched: _Touched) -> None:
-        vendor: VendorProfile = touched.get(VendorProfile, event.vendor_id)
+        vendor: VendorMaster = touched.get(VendorMaster, event.vendor_id)
         if not vendor.remember(event.event_id):
             return
         at = epoch(event.event_time)
@@ -247,7 +284,7 @@ class Engine:
                 vendor.last_bank_change = max(at, vendor.last_bank_change or at)
             vendor.master_account, vendor.master_masked = new_account, event.payee_account_masked
             vendor.add_account(new_account, at)
-            account: AccountProfile = touched.get(AccountProfile, new_account)
+            account: AccountMaster = touched.get(AccountMaster, new_account)
             account.first_seen = min(at, account.first_seen or at)
             account.add_vendor(event.vendor_id or "", at)
 

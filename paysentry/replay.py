@@ -17,7 +17,9 @@ import orjson
 from models.features import epoch
 from paysentry.contract import Decision, Event, InvalidEvent, mask_account, parse_event
 from paysentry.core import Engine
-from paysentry.state import Entity, PaymentRecord
+from paysentry.routing import UNKNOWN_SHARD, shard_for
+from paysentry.state import Entity, PaymentRecord, key_for
+from paysentry.windows import DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,17 +57,26 @@ class Replayer:
     engine: Engine
     account_key: bytes
     store: MemoryStore = field(default_factory=MemoryStore)
+    routes: dict[str, str] = field(default_factory=dict)  # payment id -> shard
     _timers: list[tuple[int, str]] = field(default_factory=list)
     _scheduled: dict[str, int] = field(default_factory=dict)
+    _next_sweep: int = 0
 
     def feed(self, event: Event) -> list[Decision]:
         """Decide one event, after firing the timers that fell due before it."""
-        decisions = self.advance(epoch(event.event_time))
-        decision = self.engine.process(event, self.store)
+        now = epoch(event.event_time)
+        decisions = self.advance(now)
+        if event.family == "vendor":
+            self.engine.apply_master(event, self.store)
+            return decisions
+        shard = shard_for(event, self.routes)
+        decision = self.engine.process(event, self.store, shard=shard)
         if decision is not None:
             decisions.append(decision)
         if event.payment_id:
             self._schedule(event.payment_id)
+        if now >= self._next_sweep:
+            self._sweep(now)
         return decisions
 
     def advance(self, now: int) -> list[Decision]:
@@ -75,12 +86,23 @@ class Replayer:
             if self._scheduled.get(payment_id) != due:
                 continue  # superseded by a later schedule
             del self._scheduled[payment_id]
-            decisions.extend(self.engine.check_timers([payment_id], due, self.store))
+            shard = self.routes.get(payment_id, UNKNOWN_SHARD)
+            decisions.extend(self.engine.check_timers([payment_id], due, self.store, shard=shard))
             self._schedule(payment_id)
         return decisions
 
+    def _sweep(self, now: int) -> None:
+        """Forget finished payments older than the longest window (state stays bounded)."""
+        self._next_sweep = now + DAY
+        for payment_id, shard in list(self.routes.items()):
+            key = key_for(PaymentRecord, payment_id, shard)
+            record = self.store.get(key)
+            if isinstance(record, PaymentRecord) and self.engine.expired(record, now):
+                del self.store[key]
+                del self.routes[payment_id]
+
     def _schedule(self, payment_id: str) -> None:
-        record = self.store.get(f"p:{payment_id}")
+        record = self.store.get(key_for(PaymentRecord, payment_id, self.routes.get(payment_id, UNKNOWN_SHARD)))
         due = self.engine.due_at(record) if isinstance(record, PaymentRecord) else None
         if due is None:
             self._scheduled.pop(payment_id, None)

@@ -33,6 +33,8 @@ def _cap_oldest(mapping: dict[str, Any], limit: int, age_of: Any) -> None:
 @dataclass(slots=True)
 class Entity:
     prefix: ClassVar[str] = ""
+    # Sharded entities live with their paying company's shard; master data is shared by all shards.
+    sharded: ClassVar[bool] = True
     seen_event_ids: list[str] = field(default_factory=list)
 
     def remember(self, event_id: str) -> bool:
@@ -77,14 +79,45 @@ class ChannelProfile(ActivityProfile):
 
 
 @dataclass(slots=True)
-class VendorProfile(Entity):
-    prefix: ClassVar[str] = "v"
+class VendorMaster(Entity):
+    """The vendor master data (from vendor.* events): the same for every paying company."""
+
+    prefix: ClassVar[str] = "vm"
+    sharded: ClassVar[bool] = False
     created_at: int | None = None
     first_seen: int | None = None
     master_account: str | None = None
     master_masked: str | None = None
     last_bank_change: int | None = None
-    # account hash -> first time seen for this vendor
+    # account hash -> first time it was registered for this vendor
+    accounts: dict[str, int] = field(default_factory=dict)
+
+    def add_account(self, account: str, at: int) -> None:
+        self.accounts.setdefault(account, at)
+        _cap_oldest(self.accounts, MAX_ACCOUNTS_PER_VENDOR, self.accounts.__getitem__)
+
+
+@dataclass(slots=True)
+class AccountMaster(Entity):
+    """Which vendors' master data names this account."""
+
+    prefix: ClassVar[str] = "am"
+    sharded: ClassVar[bool] = False
+    first_seen: int | None = None
+    vendors: dict[str, int] = field(default_factory=dict)
+
+    def add_vendor(self, vendor_id: str, at: int) -> None:
+        self.vendors.setdefault(vendor_id, at)
+        _cap_oldest(self.vendors, MAX_VENDORS_PER_ACCOUNT, self.vendors.__getitem__)
+
+
+@dataclass(slots=True)
+class VendorProfile(Entity):
+    """What one paying company's payments to a vendor look like."""
+
+    prefix: ClassVar[str] = "v"
+    first_seen: int | None = None
+    # account hash -> first time this company paid the vendor there
     accounts: dict[str, int] = field(default_factory=dict)
     stats: WindowedStats = field(default_factory=lambda: WindowedStats(with_histogram=True))
     near_limit: WindowedStats = field(default_factory=WindowedStats)
@@ -105,6 +138,8 @@ class VendorProfile(Entity):
 
 @dataclass(slots=True)
 class AccountProfile(Entity):
+    """One paying company's payments into a payee account."""
+
     prefix: ClassVar[str] = "a"
     first_seen: int | None = None
     # vendor id -> first time this account was seen for that vendor
@@ -157,10 +192,23 @@ class PaymentRecord(Entity):
     def finished(self) -> bool:
         return self.status in ("settled", "failed", "returned", "cancelled")
 
+    def last_activity(self) -> int:
+        return max(t for t in (self.created_at, self.released_at, self.platform_first_at, self.settled_at, 0)
+                   if t is not None)  # fmt: skip
+
 
 ENTITY_TYPES: dict[str, type[Entity]] = {
     cls.prefix: cls
-    for cls in (CompanyProfile, UserProfile, ChannelProfile, VendorProfile, AccountProfile, PaymentRecord)
+    for cls in (
+        CompanyProfile,
+        UserProfile,
+        ChannelProfile,
+        VendorProfile,
+        AccountProfile,
+        PaymentRecord,
+        VendorMaster,
+        AccountMaster,
+    )
 }
 _STATS_FIELDS = ("stats", "near_limit")
 
@@ -174,8 +222,14 @@ def entity_from_data(data: dict[str, Any]) -> Entity:
     return cls(**values)
 
 
-def key_for(prefix: str, entity_id: str) -> str:
-    return f"{prefix}:{entity_id}"
+def key_for(cls: type[Entity], entity_id: str, shard: str) -> str:
+    """`CN01/v:V10023` for a shard's entity, `vm:V10023` for master data."""
+    return f"{shard}/{cls.prefix}:{entity_id}" if cls.sharded else f"{cls.prefix}:{entity_id}"
+
+
+def shard_of(key: str) -> str | None:
+    head, _, _ = key.partition("/")
+    return head if "/" in key else None
 
 
 def encode_entity(entity: Entity) -> bytes:

@@ -10,6 +10,7 @@ from paysentry.contract import RuleHit
 from paysentry.core import EmptyRuleset, Engine
 from paysentry.params import CompanyParams
 from paysentry.replay import MemoryStore, Replayer
+from paysentry.routing import shard_for
 from paysentry.state import VendorProfile, decode_entity, encode_entity
 from rules.context import RuleContext
 from tests.builders import KEY, at, parse, raw, release, settle, vendor
@@ -182,10 +183,12 @@ def test_micro_batches_decide_like_single_events() -> None:
     events = [parse(e) for e in _stream()]
     single_engine, batch_engine = Engine(Capturing()), Engine(Capturing())
     single_store, batch_store = MemoryStore(), MemoryStore()
-    single = [d for e in events if (d := single_engine.process(e, single_store)) is not None]
+    routes: dict[str, str] = {}
+    sharded = [(e, shard_for(e, routes)) for e in events]
+    single = [d for e, s in sharded if (d := single_engine.process(e, single_store, shard=s)) is not None]
     batched = []
-    for start in range(0, len(events), 37):
-        batched.extend(batch_engine.process_batch(events[start : start + 37], batch_store))
+    for start in range(0, len(sharded), 37):
+        batched.extend(batch_engine.process_batch(sharded[start : start + 37], batch_store))
     assert [d.to_json() for d in batched] == [d.to_json() for d in single]
 
 
@@ -195,9 +198,11 @@ def test_state_survives_serialisation_mid_stream() -> None:
     direct_engine, copied_engine = Engine(Capturing()), Engine(Capturing())
     direct_store, copied_store = MemoryStore(), MemoryStore()
     direct, copied = [], []
+    routes: dict[str, str] = {}
     for event in events:
-        direct.append(direct_engine.process(event, direct_store))
-        copied.append(copied_engine.process(event, copied_store))
+        shard = shard_for(event, routes)
+        direct.append(direct_engine.process(event, direct_store, shard=shard))
+        copied.append(copied_engine.process(event, copied_store, shard=shard))
         for key, entity in list(copied_store.items()):
             copied_store[key] = decode_entity(encode_entity(entity))
     assert [d and d.to_json() for d in copied] == [d and d.to_json() for d in direct]
@@ -206,7 +211,7 @@ def test_state_survives_serialisation_mid_stream() -> None:
 def test_vendor_state_is_bounded_and_evicts_old_invoices() -> None:
     events = [release(f"P{i}", at(hours=i * 6), invoice_id=f"INV-{i}", amount="100.00") for i in range(600)]
     replayer, _ = run(events)
-    profile = replayer.store["v:V1"]
+    profile = replayer.store["US01/v:V1"]
     assert isinstance(profile, VendorProfile)
     oldest_kept = min(when for _, when, _ in profile.invoices.values())
     newest = max(when for _, when, _ in profile.invoices.values())
@@ -227,3 +232,35 @@ def test_model_warms_up_then_scores_and_never_learns_flagged_payments() -> None:
     flagged_model = CalibratedHalfSpaceTrees(warmup=50)
     run(_stream(), Capturing(flag=True), model=flagged_model)
     assert flagged_model.learned == 0
+
+
+def test_a_payment_keeps_the_shard_of_its_first_event() -> None:
+    routes: dict[str, str] = {}
+    assert shard_for(parse(release("P1", at(0), company_code="CN01")), routes) == "CN01"
+    assert shard_for(parse(settle("P1", at(1))), routes) == "CN01"  # platform events carry no company
+    assert shard_for(parse(settle("P2", at(1))), routes) == "_"
+    assert shard_for(parse(release("P2", at(2), company_code="DE01")), routes) == "_"
+
+
+def test_vendor_master_data_is_seen_by_every_company() -> None:
+    rules = Capturing()
+    events = [
+        vendor("V1", at(days=-90), "111122223333"),
+        vendor("V2", at(days=-90), "999988887777"),
+        release("P1", at(0), company_code="CN01", payee_account="999988887777"),
+        release("P2", at(1), company_code="DE01"),
+    ]
+    run(events, rules)
+    cn, de = (dict(ctx.features) for ctx in rules.seen)
+    assert cn["account_shared"] is True  # V2's account, known from master data
+    assert de["account_matches_master"] is True and de["vendor_age_days"] == pytest.approx(90, abs=0.1)
+
+
+def test_finished_payments_are_forgotten_after_the_longest_window() -> None:
+    events = [release(f"P{i}", at(days=i)) for i in range(60)]
+    events += [settle(f"P{i}", at(days=i, hours=1)) for i in range(60)]
+    events.sort(key=lambda e: e["event_time"])
+    replayer, _ = run(events)
+    kept = sorted(int(k.split(":P")[1]) for k in replayer.store if "/p:" in k)
+    assert kept[0] >= 60 - 36 and kept[-1] == 59
+    assert set(replayer.routes) == {f"P{i}" for i in kept}
