@@ -3,4 +3,5 @@ the fixture modules below, once per session and only when a test asks for them."
 
 pytest_plugins: list[str] = [
     "tests.harness.kafka_fixtures",
+    "tests.harness.redis_fixtures",
 ]
