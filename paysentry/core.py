@@ -10,7 +10,7 @@ time; timers (`check_timers`) are driven by the shell with an event-time "now".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -122,10 +122,20 @@ def _round(value: Any) -> Any:
     return value
 
 
+FeatureSink = Callable[[str, str, dict[str, Any]], None]
+
+
 class Engine:
-    def __init__(self, ruleset: RulesetLike | None = None, model: CalibratedHalfSpaceTrees | None = None):
+    def __init__(
+        self,
+        ruleset: RulesetLike | None = None,
+        model: CalibratedHalfSpaceTrees | None = None,
+        feature_sink: FeatureSink | None = None,
+    ):
         self.ruleset: RulesetLike = ruleset or EmptyRuleset()
         self.model = model if model is not None else CalibratedHalfSpaceTrees()
+        # Notebooks and training read the exact features the stream decides on through this hook.
+        self.feature_sink = feature_sink
 
     # -- inbound events --------------------------------------------------------------------------
     def apply_master(self, event: Event, master: StateStore) -> None:
@@ -237,6 +247,8 @@ class Engine:
             profile = profiles.get(entity)
             return profile.stats.stat(stat, at, seconds) if profile is not None else 0.0
 
+        if self.feature_sink is not None:
+            self.feature_sink(event_type, record.payment_id or "", features)
         ctx = RuleContext(event_type, event, features, window, company)
         hits, shadow = self.ruleset.evaluate(ctx)
         model_score = model_x = None
