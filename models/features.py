@@ -182,10 +182,12 @@ def _vendor_features(inputs: FeatureInputs, amount_base: float | None) -> dict[s
     if vendor is None:
         return {name: None for name in _VENDOR_FEATURES} | known
     month = 30 * DAY
-    count = vendor.stats.stat("count", at, month)
-    mean = vendor.stats.stat("mean", at, month) if count else None
-    std = vendor.stats.stat("std", at, month) if count > 1 else None
-    median = vendor.stats.median(at, month)
+    count_int, _, mean_value, std_value, largest = vendor.stats.summary(at, month)
+    count = float(count_int)
+    mean = mean_value if count else None
+    std = std_value if count > 1 else None
+    median = vendor.stats.median(at, month) if count else None
+    day_count, day_sum, _, _, _ = vendor.stats.summary(at, DAY)
     zscore = None
     if amount_base is not None and mean is not None and std:
         zscore = (amount_base - mean) / std
@@ -194,12 +196,12 @@ def _vendor_features(inputs: FeatureInputs, amount_base: float | None) -> dict[s
         "vendor_amount_mean_30d": mean,
         "vendor_amount_std_30d": std,
         "vendor_amount_median_30d": median,
-        "vendor_amount_max_30d": vendor.stats.stat("max", at, month) if count else None,
+        "vendor_amount_max_30d": largest if count else None,
         "amount_zscore_30d": zscore,
         "amount_ratio_median_30d": _ratio(amount_base, median),
         "vendor_count_1h": vendor.stats.stat("count", at, HOUR),
-        "vendor_count_24h": vendor.stats.stat("count", at, DAY),
-        "vendor_sum_24h": vendor.stats.stat("sum", at, DAY),
+        "vendor_count_24h": float(day_count),
+        "vendor_sum_24h": day_sum,
     }
 
 

@@ -92,6 +92,7 @@ class CalibratedHalfSpaceTrees:
         self.learned = 0
         self._recent: deque[float] = deque(maxlen=calibration_window)
         self._sorted: list[float] = []
+        self._last: tuple[dict[str, float], float] | None = None  # score_one then learn_one on one x
 
     @property
     def version(self) -> str:
@@ -103,7 +104,11 @@ class CalibratedHalfSpaceTrees:
         return self.learned >= self.warmup
 
     def raw_score(self, x: dict[str, float]) -> float:
-        return float(self.pipeline.score_one(x))
+        if self._last is not None and self._last[0] == x:
+            return self._last[1]
+        raw = float(self.pipeline.score_one(x))
+        self._last = (dict(x), raw)
+        return raw
 
     def score_one(self, x: dict[str, float]) -> float | None:
         """Calibrated score of x without learning from it; None while warming up."""
@@ -122,4 +127,5 @@ class CalibratedHalfSpaceTrees:
         self._recent.append(raw)
         bisect.insort(self._sorted, raw)
         self.pipeline.learn_one(x)
+        self._last = None  # the model changed: the cached score is stale
         self.learned += 1

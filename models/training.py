@@ -19,6 +19,11 @@ from paysentry.replay import Replayer, event_order, load_lines, read_events
 from rules.context import RulesetLike
 
 SCORED_EVENT = "payment.released"
+# Typologies a model can see when the money is released (the others show on the platform side).
+RELEASE_TYPOLOGIES = frozenset({
+    "amount_outlier", "bank_change_bec", "new_vendor_large", "off_hours_release", "self_approval",
+    "shared_account", "split_payment", "duplicate_payment",
+})  # fmt: skip
 
 
 def feature_rows(events: Iterable[Event], ruleset: RulesetLike | None = None, key: bytes = b"") -> list[dict]:
@@ -44,14 +49,15 @@ def feature_rows_from_file(path: Path, ruleset: RulesetLike | None = None) -> li
     return feature_rows((i for i in items if isinstance(i, Event)), ruleset)
 
 
-def load_labels(path: Path) -> dict[str, str]:
-    """payment id -> typology (or verdict) for every label that is not 'legit'."""
+def load_labels(path: Path, typologies: frozenset[str] | None = None) -> dict[str, str]:
+    """payment id -> typology (or verdict) for every label that is not 'legit' (of these typologies)."""
     labels = {}
     for line in load_lines(path):
         if line.strip():
             label = orjson.loads(line)
-            if label.get("verdict") != "legit":
-                labels[label["payment_id"]] = label.get("typology") or label.get("verdict", "anomaly")
+            typology = label.get("typology") or label.get("verdict", "anomaly")
+            if label.get("verdict") != "legit" and (typologies is None or typology in typologies):
+                labels[label["payment_id"]] = typology
     return labels
 
 

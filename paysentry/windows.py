@@ -103,6 +103,19 @@ class WindowedStats:
                 return [b for b in self.ladders[index] if first <= b[_START] <= now]
         return []  # pragma: no cover - the loop always returns on the last ladder
 
+    def summary(self, now: int, seconds: int) -> tuple[int, float, float, float, float]:
+        """(count, sum, mean, std, max) in one pass over the window's buckets."""
+        count, total_cents, sumsq, largest = 0, 0, 0.0, 0
+        for bucket in self._selected(now, seconds):
+            count += bucket[_COUNT]
+            total_cents += bucket[_SUM]
+            sumsq += bucket[_SUMSQ]
+            largest = max(largest, bucket[_MAX])
+        total = total_cents / 100
+        mean = total / count if count else 0.0
+        std = math.sqrt(max((sumsq - count * mean * mean) / (count - 1), 0.0)) if count > 1 else 0.0
+        return count, total, mean, std, largest / 100
+
     def stat(self, stat: str, now: int, seconds: int) -> float:
         buckets = self._selected(now, seconds)
         count = sum(b[_COUNT] for b in buckets)
