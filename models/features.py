@@ -59,11 +59,13 @@ def cents(amount: Decimal) -> int:
 
 _PUNCT = re.compile(r"[^0-9A-Z]")
 _LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
+_INVOICE_WORD = re.compile(r"^(INVOICE|INV|BILL|RE)(NO|NR)?(?=[0-9])")
 
 
 def normalise_invoice(reference: str) -> str:
-    """'INV-0088812', 'inv 88812' and 'INV88812' are the same invoice."""
-    return _LEADING_ZEROS.sub("", _PUNCT.sub("", reference.upper()))
+    """'INV-0088812', 'inv 88812', 'Invoice No. 88812' and '0088812' are the same invoice: case,
+    spaces, punctuation, leading zeros and a leading 'invoice'-like word do not count."""
+    return _LEADING_ZEROS.sub("", _INVOICE_WORD.sub("", _PUNCT.sub("", reference.upper())))
 
 
 def epoch(moment: datetime) -> int:
@@ -105,8 +107,9 @@ def compute_features(inputs: FeatureInputs) -> dict[str, Any]:
     event, record = inputs.event, inputs.record
     at = inputs.at
     amount = event.amount if event is not None and event.amount is not None else None
-    if amount is None and record is not None and record.amount is not None:
-        amount = Decimal(record.amount)
+    if amount is None and record is not None:
+        known = record.amount or record.platform_amount  # an unmatched platform payment has only the latter
+        amount = Decimal(known) if known else None
     currency = (event.currency if event is not None else None) or (record.currency if record else None)
     channel = (event.channel if event is not None else None) or (record.channel if record else None)
     vendor_id = (record.vendor_id if record else None) or (event.vendor_id if event is not None else None)

@@ -223,9 +223,11 @@ class Engine:
     def _decide(
         self, event_type: str, event: Event | None, record: PaymentRecord, touched: _Touched, at: int
     ) -> tuple[Decision, dict[str, float] | None]:
+        # One ruleset for the whole decision, even if a hot reload swaps it meanwhile.
+        ruleset: RulesetLike = getattr(self.ruleset, "current", self.ruleset)
         vendor_id = record.vendor_id or (event.vendor_id if event else None)
         company_code = record.company_code or (event.company_code if event else None)
-        company = self.ruleset.company(company_code)
+        company = ruleset.company(company_code)
         created_by = (event.created_by if event else None) or record.created_by
         channel = (event.channel if event else None) or record.channel
         account_hash = event.payee_account_hash if event else None
@@ -250,7 +252,7 @@ class Engine:
         if self.feature_sink is not None:
             self.feature_sink(event_type, record.payment_id or "", features)
         ctx = RuleContext(event_type, event, features, window, company)
-        hits, shadow = self.ruleset.evaluate(ctx)
+        hits, shadow = ruleset.evaluate(ctx)
         model_score = model_x = None
         if event_type.startswith("payment.") and event_type != "payment.cancelled":
             model_x = model_inputs(features)
@@ -275,7 +277,7 @@ class Engine:
                 "features": {k: _round(features.get(k)) for k in EXPLAINED_FEATURES if features.get(k) is not None},
                 "payment": payment,
             },  # fmt: skip
-            ruleset_version=self.ruleset.version,
+            ruleset_version=ruleset.version,
             model_version=self.model.version,
         )
         return decision, model_x
@@ -339,7 +341,10 @@ class Engine:
         if vendor.first_seen is None:
             vendor.first_seen = at
         if record.invoice_norm and record.amount and event.type != "payment.cancelled":
-            vendor.add_invoice(record.invoice_norm, record.amount, at, event.payment_id or "")
+            registered = vendor.invoices.get(record.invoice_norm)
+            # The first live payment of an invoice stays registered, so every later copy is compared with it.
+            if registered is None or registered[2] == event.payment_id:
+                vendor.add_invoice(record.invoice_norm, record.amount, at, event.payment_id or "")
         if event.type == "payment.created":
             record.created_at = record.created_at or at
         elif event.type == "payment.cancelled":
@@ -385,6 +390,10 @@ class Engine:
         if record.platform_first_at is None:
             record.platform_first_at = at
             record.platform_amount = str(event.amount)
+        record.currency = record.currency or event.currency
+        if event.type in ("psp.failed", "psp.returned"):
+            # The money did not arrive: paying the invoice again is a retry, not a duplicate.
+            _forget_invoice(record, touched.get(VendorProfile, record.vendor_id, create=False))
         if event.channel and not record.channel:
             record.channel = event.channel
         outcome = event.type in ("psp.settled", "psp.failed", "psp.returned")
@@ -400,6 +409,15 @@ class Engine:
             channel.first_seen = min(at, channel.first_seen or at)
 
 
+def _forget_invoice(record: PaymentRecord, vendor: VendorProfile | None) -> None:
+    """Take a payment's invoice out of the duplicate register (it was cancelled or never arrived)."""
+    if vendor is None or not record.invoice_norm:
+        return
+    registered = vendor.invoices.get(record.invoice_norm)
+    if registered is not None and registered[2] == record.payment_id:
+        del vendor.invoices[record.invoice_norm]
+
+
 def record_or(event: Event | None, name: str, record: PaymentRecord) -> Any:
     value = getattr(event, name, None) if event is not None else None
     return value if value is not None else getattr(record, name, None)
@@ -412,7 +430,7 @@ def _moment(at: int) -> datetime:
 def _payment_summary(event: Event | None, record: PaymentRecord) -> dict[str, Any]:
     """What a person needs to find the payment: never the clear account, only its masked form."""
     summary = {
-        "amount": str(event.amount) if event and event.amount is not None else record.amount,
+        "amount": str(event.amount) if event and event.amount is not None else record.amount or record.platform_amount,
         "currency": (event.currency if event else None) or record.currency,
         "channel": (event.channel if event else None) or record.channel,
         "payee_account_masked": (event.payee_account_masked if event else None) or record.payee_account_masked,

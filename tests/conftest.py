@@ -4,4 +4,5 @@ the fixture modules below, once per session and only when a test asks for them."
 pytest_plugins: list[str] = [
     "tests.harness.kafka_fixtures",
     "tests.harness.redis_fixtures",
+    "tests.harness.alert_fixtures",
 ]

@@ -264,3 +264,24 @@ def test_finished_payments_are_forgotten_after_the_longest_window() -> None:
     kept = sorted(int(k.split(":P")[1]) for k in replayer.store if "/p:" in k)
     assert kept[0] >= 60 - 36 and kept[-1] == 59
     assert set(replayer.routes) == {f"P{i}" for i in kept}
+
+
+def test_invoice_register_keeps_the_first_payment_and_forgets_failed_ones() -> None:
+    rules = Capturing()
+    created = raw("payment.created", at(1), payment_id="P2", vendor_id="V1", amount="1000.00", currency="USD",
+                  company_code="US01", invoice_id="6387633")  # fmt: skip
+    run([release("P1", at(0), invoice_id="INV-6387633"), created, release("P2", at(2), invoice_id="6387633")], rules)
+    assert rules.last["duplicate_invoice"] is True and rules.last["duplicate_of"] == "P1"
+
+    rules = Capturing()
+    failed = settle("P1", at(1), type_="psp.failed", status_reason="account closed")
+    run([release("P1", at(0), invoice_id="INV-7"), failed, release("P2", at(3), invoice_id="INV-7")], rules)
+    assert rules.last["duplicate_invoice"] is False  # a retry after a failure is not a duplicate
+
+
+def test_an_unmatched_platform_payment_shows_its_amount() -> None:
+    rules = Capturing()
+    _, decisions = run([settle("GHOST", at(0), amount="777.00"), release("LATER", at(3), vendor="V2")], rules)
+    unmatched = next(d for d in decisions if d.event_type == "psp.unmatched")
+    assert unmatched.explanation["payment"]["amount"] == "777.00"
+    assert rules.seen[-2].features["amount"] == 777.0

@@ -1,0 +1,264 @@
+"""Alert state on a KVStore (Redis in production): alerts and their dedup keys, groups, schedules,
+silences, acknowledgements, inhibition marks, the outbox, queues (digests, quiet-hour holds, rate-limit
+overflow), rate counters, outcomes and the dead-letter list.
+
+Key schema (all under the store's prefix):
+  alert:{id}                 the alert and when it arrived (dedup key: SET NX)
+  alerts                     zset of alert ids by arrival, for `alerts list`
+  ack:{id}                   an acknowledgement
+  silences                   hash id → silence
+  inh:{rule}:{labels}        an inhibiting alert is active until the stored time
+  group:{key}:meta|members   a group's settings/notification log, and its alert ids
+  due:groups|outbox|queues|escalations   zsets of what is due when; claimed with a lease
+  outbox:{id} / sent:{id}    a pending delivery / the mark that it went out
+  queue:{kind,receiver,ch}   notifications waiting for a digest, the end of quiet hours or a rate window
+  rate:{receiver}:{ch}:{n}   notifications sent in rate window n
+  notif:{id}                 the alert ids of a notification (to ack them all at once)
+  outcomes, metrics, deadletter
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from paysentry.alerts.model import Alert
+from paysentry.alerts.notification import Ack, Delivery, Notification, Outcome, Silence, StoredAlert, short_hash
+from paysentry.alerts.store import KVStore
+from paysentry.alerts.timing import ts
+
+GC_SLACK = 86400.0  # keys outlive their logical lifetime by a day; they are only garbage-collected
+OUTCOME_CAP = 10_000
+DUE_GROUPS, DUE_OUTBOX, DUE_QUEUES, DUE_ESCALATIONS = "due:groups", "due:outbox", "due:queues", "due:escalations"
+
+
+class GroupMeta(BaseModel):
+    key: str
+    receiver: str
+    route_id: str
+    group_labels: dict[str, str]
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+    escalation: str | None = None
+    created_at: float
+    last_notified_at: float | None = None
+    notified: dict[str, float] = Field(default_factory=dict)  # alert id → first notified
+    states: dict[str, str] = Field(default_factory=dict)  # alert id → last suppression reason recorded
+
+
+class AlertState:
+    def __init__(self, store: KVStore, alert_ttl: timedelta = timedelta(hours=24)):
+        self.store = store
+        self.alert_ttl = alert_ttl
+
+    @property
+    def gc_ttl(self) -> float:
+        return self.alert_ttl.total_seconds() + GC_SLACK
+
+    # -- alerts -------------------------------------------------------------------------------
+    async def record_alert(self, alert: Alert, now: datetime) -> bool:
+        """Store a new alert; False if the same alert id is already active (a redelivery)."""
+        body = StoredAlert(alert=alert, received_at=now).model_dump_json()
+        key = f"alert:{alert.alert_id}"
+        if not await self.store.set(key, body, ttl=self.gc_ttl, nx=True):
+            existing = await self.get_alert(alert.alert_id)
+            if existing is not None and existing.received_at + self.alert_ttl > now:
+                return False
+            await self.store.set(key, body, ttl=self.gc_ttl)
+            await self.store.delete(f"ack:{alert.alert_id}")
+        await self.store.zadd("alerts", alert.alert_id, ts(now))
+        await self.store.zprune("alerts", ts(now) - self.gc_ttl)
+        return True
+
+    async def get_alert(self, alert_id: str) -> StoredAlert | None:
+        raw = await self.store.get(f"alert:{alert_id}")
+        return StoredAlert.model_validate_json(raw) if raw else None
+
+    async def get_alerts(self, alert_ids: list[str]) -> dict[str, StoredAlert]:
+        raws = await self.store.mget([f"alert:{i}" for i in alert_ids])
+        return {i: StoredAlert.model_validate_json(r) for i, r in zip(alert_ids, raws, strict=True) if r}
+
+    def expired(self, stored: StoredAlert, now: datetime) -> bool:
+        return stored.received_at + self.alert_ttl <= now
+
+    async def recent_alerts(self, limit: int = 50) -> list[StoredAlert]:
+        items = await self.store.zitems("alerts")
+        ids = [member for member, _ in items][-limit:][::-1]
+        found = await self.get_alerts(ids)
+        return [found[i] for i in ids if i in found]
+
+    # -- acknowledgements ---------------------------------------------------------------------
+    async def ack(self, alert_id: str, by: str, comment: str, now: datetime) -> Ack:
+        ack = Ack(alert_id=alert_id, by=by, comment=comment, at=now)
+        await self.store.set(f"ack:{alert_id}", ack.model_dump_json(), ttl=self.gc_ttl)
+        return ack
+
+    async def acks(self, alert_ids: list[str]) -> dict[str, Ack]:
+        raws = await self.store.mget([f"ack:{i}" for i in alert_ids])
+        return {i: Ack.model_validate_json(r) for i, r in zip(alert_ids, raws, strict=True) if r}
+
+    async def resolve_ack_target(self, ident: str) -> list[str]:
+        """An alert id, or a notification id (n-…) standing for all its alerts."""
+        if ident.startswith("n-"):
+            raw = await self.store.get(f"notif:{ident}")
+            return list(json.loads(raw)) if raw else []
+        return [ident] if await self.store.get(f"alert:{ident}") else []
+
+    async def remember_notification(self, notification: Notification) -> None:
+        await self.store.set(f"notif:{notification.id}", json.dumps(notification.alert_ids), ttl=self.gc_ttl)
+
+    # -- silences -----------------------------------------------------------------------------
+    async def add_silence(
+        self, matchers: list[str], starts_at: datetime, ends_at: datetime, created_by: str, comment: str,
+        now: datetime,
+    ) -> Silence:  # fmt: skip
+        silence = Silence(
+            id=str(uuid.uuid4()), matchers=matchers, starts_at=starts_at, ends_at=ends_at,
+            created_by=created_by, comment=comment, created_at=now,
+        )  # fmt: skip
+        await self.store.hset("silences", silence.id, silence.model_dump_json())
+        return silence
+
+    async def silences(self, now: datetime | None = None, *, include_expired: bool = False) -> list[Silence]:
+        """Silences; with `now`, expired ones (ended over a day ago) are also pruned from the store."""
+        out, stale = [], []
+        for sid, raw in (await self.store.hgetall("silences")).items():
+            silence = Silence.model_validate_json(raw)
+            if now is not None and silence.ends_at.timestamp() + GC_SLACK < ts(now):
+                stale.append(sid)
+                continue
+            if include_expired or now is None or silence.ends_at > now:
+                out.append(silence)
+        if stale:
+            await self.store.hdel("silences", *stale)
+        return sorted(out, key=lambda s: s.starts_at)
+
+    async def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+        raw = await self.store.hget("silences", silence_id)
+        if raw is None:
+            return None
+        silence = Silence.model_validate_json(raw)
+        silence = silence.model_copy(update={"ends_at": min(silence.ends_at, now)})
+        await self.store.hset("silences", silence_id, silence.model_dump_json())
+        return silence
+
+    # -- inhibition marks ---------------------------------------------------------------------
+    async def mark_inhibitor(self, mark: str, until: datetime) -> None:
+        await self.store.set(f"inh:{mark}", str(ts(until)), ttl=self.gc_ttl)
+
+    async def inhibitor_active(self, mark: str, now: datetime) -> bool:
+        raw = await self.store.get(f"inh:{mark}")
+        return raw is not None and float(raw) > ts(now)
+
+    # -- groups -------------------------------------------------------------------------------
+    async def add_to_group(self, meta: GroupMeta, alert_id: str, now: datetime) -> None:
+        """Join the group (creating it), and schedule its first flush after group_wait unless it is
+        already scheduled."""
+        base = f"group:{meta.key}"
+        await self.store.sadd(f"{base}:members", alert_id, ttl=self.gc_ttl)
+        await self.store.set(f"{base}:meta", meta.model_dump_json(), ttl=self.gc_ttl, nx=True)
+        await self.store.zadd(DUE_GROUPS, meta.key, ts(now) + meta.group_wait, nx=True)
+
+    async def group(self, key: str) -> tuple[GroupMeta | None, set[str]]:
+        raw = await self.store.get(f"group:{key}:meta")
+        members = await self.store.smembers(f"group:{key}:members")
+        return (GroupMeta.model_validate_json(raw) if raw else None), members
+
+    async def save_group(self, meta: GroupMeta) -> None:
+        await self.store.set(f"group:{meta.key}:meta", meta.model_dump_json(), ttl=self.gc_ttl)
+
+    async def drop_members(self, key: str, alert_ids: list[str]) -> None:
+        await self.store.srem(f"group:{key}:members", *alert_ids)
+
+    async def finish_group_if_empty(self, key: str) -> bool:
+        base = f"group:{key}"
+        return await self.store.drop_if_empty(f"{base}:members", DUE_GROUPS, key, f"{base}:meta")
+
+    # -- schedules ----------------------------------------------------------------------------
+    async def schedule(self, due_set: str, member: str, at: float, *, nx: bool = False) -> None:
+        await self.store.zadd(due_set, member, at, nx=nx)
+
+    async def claim(self, due_set: str, now: datetime, lease: float, limit: int = 200) -> list[str]:
+        return await self.store.zclaim(due_set, ts(now), lease, limit)
+
+    async def unschedule(self, due_set: str, member: str) -> None:
+        await self.store.zrem(due_set, member)
+
+    async def next_due(self) -> float | None:
+        times = [
+            s for z in (DUE_GROUPS, DUE_OUTBOX, DUE_QUEUES, DUE_ESCALATIONS) for _, s in await self.store.zitems(z)
+        ]
+        return min(times) if times else None
+
+    # -- queues (digests, quiet-hour holds, rate-limit overflow) ------------------------------
+    @staticmethod
+    def queue_member(kind: str, receiver: str, channel: str) -> str:
+        return json.dumps([kind, receiver, channel])
+
+    async def enqueue(self, kind: str, receiver: str, channel: str, notification: Notification, due: float) -> None:
+        member = self.queue_member(kind, receiver, channel)
+        await self.store.rpush(f"queue:{member}", notification.model_dump_json(), ttl=self.gc_ttl)
+        await self.store.zadd(DUE_QUEUES, member, due, nx=True)
+
+    async def take_queue(self, member: str) -> list[Notification]:
+        await self.store.zrem(DUE_QUEUES, member)
+        return [Notification.model_validate_json(raw) for raw in await self.store.drain(f"queue:{member}")]
+
+    # -- rate limits --------------------------------------------------------------------------
+    async def count_in_window(self, receiver: str, channel: str, window: int, window_seconds: float) -> int:
+        key = f"rate:{short_hash(receiver, channel)}:{window}"
+        return await self.store.incr(key, ttl=window_seconds + GC_SLACK)
+
+    # -- outbox -------------------------------------------------------------------------------
+    async def put_delivery(self, delivery: Delivery, due: float) -> bool:
+        """Add a delivery to the outbox; False if it is already there or was already sent."""
+        if await self.store.get(f"sent:{delivery.id}"):
+            return False
+        if not await self.store.set(f"outbox:{delivery.id}", delivery.model_dump_json(), ttl=self.gc_ttl, nx=True):
+            return False
+        await self.store.zadd(DUE_OUTBOX, delivery.id, due)
+        return True
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        raw = await self.store.get(f"outbox:{delivery_id}")
+        return Delivery.model_validate_json(raw) if raw else None
+
+    async def already_sent(self, delivery_id: str) -> bool:
+        return await self.store.get(f"sent:{delivery_id}") is not None
+
+    async def retry_later(self, delivery: Delivery, due: float) -> None:
+        await self.store.set(f"outbox:{delivery.id}", delivery.model_dump_json(), ttl=self.gc_ttl)
+        await self.store.zadd(DUE_OUTBOX, delivery.id, due)
+
+    async def finish_delivery(self, delivery_id: str, sent: bool) -> None:
+        if sent:
+            await self.store.set(f"sent:{delivery_id}", "1", ttl=self.gc_ttl)
+        await self.store.delete(f"outbox:{delivery_id}")
+        await self.store.zrem(DUE_OUTBOX, delivery_id)
+
+    async def pending_deliveries(self) -> list[Delivery]:
+        ids = [member for member, _ in await self.store.zitems(DUE_OUTBOX)]
+        raws = await self.store.mget([f"outbox:{i}" for i in ids])
+        return [Delivery.model_validate_json(r) for r in raws if r]
+
+    # -- outcomes, metrics, dead letters ------------------------------------------------------
+    async def record(self, outcome: Outcome) -> None:
+        await self.store.lpush_capped("outcomes", outcome.model_dump_json(), OUTCOME_CAP)
+        await self.store.hincrby("metrics", f"{outcome.status}|{outcome.channel or '-'}|{outcome.reason_code}")
+
+    async def outcomes(self, limit: int = 100) -> list[Outcome]:
+        return [Outcome.model_validate_json(r) for r in await self.store.lrange("outcomes", 0, limit - 1)]
+
+    async def metrics(self) -> dict[str, int]:
+        return {k: int(v) for k, v in (await self.store.hgetall("metrics")).items()}
+
+    async def dead_letter(self, entry: dict[str, Any]) -> None:
+        await self.store.rpush("deadletter", json.dumps(entry, default=str))
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in await self.store.lrange("deadletter")]

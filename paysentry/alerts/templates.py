@@ -1,0 +1,241 @@
+"""Rendering notifications: email (subject, plain text, HTML) and SMS (a few segments at most).
+
+Receivers pick a template set by name (`default` is built in); a set overrides any of the email
+subject, intro and footer, and the SMS text, as `string.Template` text with `${placeholder}`s. The
+per-alert blocks (payment, rules and reasons, scores, runbook, ack and silence commands) are rendered
+here, so every email carries what a person needs to act whatever the template says.
+"""
+
+from __future__ import annotations
+
+import html
+import shlex
+import string
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from paysentry.alerts.config import GlobalSettings, TemplateSet
+    from paysentry.alerts.model import Alert
+    from paysentry.alerts.notification import Notification
+
+COMMON = {
+    "severity", "SEVERITY", "rule_id", "vendor", "company", "payment_id", "amount", "currency", "count",
+    "new_count", "more", "receiver", "kind", "kind_label", "alert_id", "ack_command", "note",
+}  # fmt: skip
+PLACEHOLDERS: dict[str, set[str]] = {"email": COMMON | {"silence_command", "runbook"}, "sms": set(COMMON)}
+KIND_LABELS = {
+    "firing": "", "repeat": "REPEAT ", "escalation": "ESCALATED ", "digest": "DIGEST ",
+    "quiet_digest": "HELD OVERNIGHT ", "rate_summary": "RATE-LIMITED ", "test": "TEST ",
+}  # fmt: skip
+DEFAULT_SUBJECT = "[PaySentry ${SEVERITY}] ${kind_label}${rule_id} - vendor ${vendor}${more}"
+DEFAULT_INTRO = "PaySentry raised ${count} alert(s) for ${receiver} (${new_count} new)."
+DEFAULT_FOOTER = "Acknowledge to stop repeats and escalation; silence to mute similar alerts for a while."
+DEFAULT_SMS = (
+    "PaySentry ${SEVERITY} ${kind_label}${rule_id} vendor ${vendor} ${amount} ${currency} "
+    "pay ${payment_id}${more}. Ack: ${ack_command}"
+)
+MAX_SMS_SEGMENTS = 3
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class RenderedSms:
+    body: str
+
+
+def format_amount(amount: str | None) -> str:
+    if amount is None:
+        return "?"
+    try:
+        return f"{Decimal(amount):,.2f}"
+    except InvalidOperation:
+        return amount
+
+
+def ack_command(cli: str, notification: Notification) -> str:
+    target = notification.alerts[0].alert_id if len(notification.alerts) == 1 else notification.id
+    return f"{cli} ack {target}"
+
+
+def silence_command(cli: str, alert: Alert) -> str:
+    pairs = [f"{k}={alert.labels[k]}" for k in ("vendor", "rule_id") if alert.labels.get(k)]
+    matchers = " ".join(shlex.quote(p) for p in pairs)
+    return f"{cli} silence add {matchers} --duration 4h --comment {shlex.quote('why')}"
+
+
+def runbook_url(rule_id: str, runbook: str | None, settings: GlobalSettings) -> str | None:
+    if runbook:
+        return runbook
+    if settings.runbook_base_url:
+        return f"{settings.runbook_base_url.rstrip('/')}/{rule_id}"
+    return None
+
+
+def _linkable(url: str) -> bool:
+    return url.startswith(("https://", "http://"))
+
+
+def _values(notification: Notification, settings: GlobalSettings) -> dict[str, str]:
+    top = notification.top
+    others = len(notification.alerts) - 1
+    return {
+        "severity": notification.severity,
+        "SEVERITY": notification.severity.upper(),
+        "rule_id": top.rule_id,
+        "vendor": top.vendor_id or "-",
+        "company": top.company_code or "-",
+        "payment_id": top.payment_id,
+        "amount": format_amount(top.payment.amount),
+        "currency": top.payment.currency or "",
+        "count": str(len(notification.alerts)),
+        "new_count": str(len(notification.new_alert_ids)),
+        "more": f" (+{others} more)" if others else "",
+        "receiver": notification.receiver,
+        "kind": notification.kind,
+        "kind_label": KIND_LABELS.get(notification.kind, ""),
+        "alert_id": top.alert_id,
+        "ack_command": ack_command(settings.cli, notification),
+        "note": notification.note or "",
+        "silence_command": silence_command(settings.cli, top),
+        "runbook": runbook_url(top.rule_id, top.rules[0].runbook if top.rules else None, settings) or "",
+    }
+
+
+def _alert_rows(alert: Alert, settings: GlobalSettings, new: bool) -> list[tuple[str, str]]:
+    p = alert.payment
+    via = f" via {p.channel}" if p.channel else ""
+    rows = [
+        ("Alert", f"{alert.alert_id}{'  (new)' if new else ''}"),
+        ("Payment", f"{alert.payment_id} ({alert.event_type or 'event'})"),
+        ("Vendor", " ".join(x for x in (alert.vendor_id or "-", p.vendor_name or "") if x)),
+        ("Company", alert.company_code or "-"),
+        ("Amount", f"{format_amount(p.amount)} {p.currency or ''}".strip() + via),
+        ("Payee account", " ".join(x for x in (p.payee_account_masked or "-", p.payee_bank or "",
+                                                p.payee_country or "") if x)),  # fmt: skip
+        ("Created by", p.created_by or "-"),
+        ("Approved by", ", ".join(p.approved_by) or "-"),
+        ("Times", "; ".join(f"{k} {v}" for k, v in p.times.items())),
+        ("Action", f"{alert.action}  risk {alert.risk_score:.2f}  model score "
+                   + (f"{alert.model_score:.2f}" if alert.model_score is not None else "n/a (warming up)")),
+    ]  # fmt: skip
+    return rows
+
+
+def _rule_lines(alert: Alert, settings: GlobalSettings) -> list[tuple[str, str | None]]:
+    lines = []
+    for rule in alert.rules or []:
+        text = f"{rule.rule_id} ({rule.severity}, {rule.action}): {rule.reason}"
+        lines.append((text, runbook_url(rule.rule_id, rule.runbook, settings)))
+    if not lines:
+        lines.append(("model: the anomaly model alone flagged this payment", None))
+    return lines
+
+
+def render_email(notification: Notification, template: TemplateSet | None, settings: GlobalSettings) -> RenderedEmail:
+    values = _values(notification, settings)
+    subject_t = (template and template.email_subject) or DEFAULT_SUBJECT
+    intro_t = (template and template.email_intro) or DEFAULT_INTRO
+    footer_t = (template and template.email_footer) or DEFAULT_FOOTER
+    subject = " ".join(string.Template(subject_t).safe_substitute(values).split())
+    intro = string.Template(intro_t).safe_substitute(values)
+    footer = string.Template(footer_t).safe_substitute(values)
+    new = set(notification.new_alert_ids)
+    text = [intro]
+    body_html = [f"<p>{html.escape(intro)}</p>"]
+    if notification.note:
+        text.append(notification.note)
+        body_html.append(f"<p><strong>{html.escape(notification.note)}</strong></p>")
+    if notification.group_labels:
+        grouped = ", ".join(f"{k}={v}" for k, v in notification.group_labels.items())
+        text.append(f"Grouped by: {grouped}")
+        body_html.append(f"<p>Grouped by: {html.escape(grouped)}</p>")
+    ordered = sorted(notification.alerts, key=lambda a: (-a.rank, -a.risk_score, a.alert_id))
+    for alert in ordered:
+        rows = _alert_rows(alert, settings, alert.alert_id in new)
+        rules = _rule_lines(alert, settings)
+        ack = f"{settings.cli} ack {alert.alert_id}"
+        silence = silence_command(settings.cli, alert)
+        text.append("")
+        text.append(f"[{alert.severity.upper()}] {alert.rule_id}")
+        text.extend(f"  {label + ':':<15}{value}" for label, value in rows)
+        text.append("  Rules fired:")
+        for line, runbook in rules:
+            text.append(f"    - {line}")
+            if runbook:
+                text.append(f"      Runbook: {runbook}")
+        text.append(f"  {'Acknowledge:':<15}{ack}")
+        text.append(f"  {'Silence:':<15}{silence}")
+        cells = "".join(
+            f"<tr><th align='left'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>" for label, value in rows
+        )
+        items = "".join(
+            f"<li>{html.escape(line)}"
+            + (f' (<a href="{html.escape(runbook)}">runbook</a>)' if runbook and _linkable(runbook) else "")
+            + "</li>"
+            for line, runbook in rules
+        )
+        body_html.append(
+            f"<h3>[{html.escape(alert.severity.upper())}] {html.escape(alert.rule_id)}</h3>"
+            f"<table>{cells}</table><p>Rules fired:</p><ul>{items}</ul>"
+            f"<p>Acknowledge: <code>{html.escape(ack)}</code><br>Silence: <code>{html.escape(silence)}</code></p>"
+        )
+    if len(notification.alerts) > 1:
+        text.append("")
+        text.append(f"Acknowledge all {len(notification.alerts)}: {ack_command(settings.cli, notification)}")
+        body_html.append(f"<p>Acknowledge all: <code>{html.escape(ack_command(settings.cli, notification))}</code></p>")
+    text += ["", footer]
+    body_html.append(f"<p><small>{html.escape(footer)}</small></p>")
+    html_doc = "<html><body>" + "\n".join(body_html) + "</body></html>"
+    return RenderedEmail(subject=subject, text="\n".join(text) + "\n", html=html_doc)
+
+
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXT = set("^{}\\[~]|€\f")
+
+
+def sms_units(text: str) -> tuple[int, bool]:
+    """Length in encoding units and whether the text fits GSM-7 (else it goes as UCS-2)."""
+    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
+        return sum(2 if ch in _GSM7_EXT else 1 for ch in text), True
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text), False
+
+
+def sms_segments(text: str) -> int:
+    units, gsm = sms_units(text)
+    single, part = (160, 153) if gsm else (70, 67)
+    return 1 if units <= single else -(-units // part)
+
+
+def fit_sms(text: str, max_segments: int = MAX_SMS_SEGMENTS) -> str:
+    """Shorten to at most `max_segments`, keeping the start (severity, rule) and the end (ack hint)."""
+    text = " ".join(text.split())
+    if sms_segments(text) <= max_segments:
+        return text
+    tail = text[-60:]
+    head = text[:-60]
+    while head and sms_segments(f"{head}...{tail}") > max_segments:
+        head = head[: max(len(head) - 8, 0)]
+    return f"{head.rstrip()}...{tail}"
+
+
+def render_sms(notification: Notification, template: TemplateSet | None, settings: GlobalSettings) -> RenderedSms:
+    values = _values(notification, settings)
+    text = string.Template((template and template.sms) or DEFAULT_SMS).safe_substitute(values)
+    if notification.kind in ("digest", "quiet_digest", "rate_summary"):
+        counts: dict[str, int] = {}
+        for alert in notification.alerts:
+            counts[alert.severity] = counts.get(alert.severity, 0) + 1
+        summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        text = f"{text} [{summary}]"
+    return RenderedSms(body=fit_sms(text))
