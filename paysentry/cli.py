@@ -123,7 +123,7 @@ def demo(
     rules: RulesOption = None,
 ) -> None:
     """Simulate a month of payments, replay it through the engine, and show what it caught."""
-    from paysentry.demo_report import print_demo_report
+    from paysentry.demo_report import print_alert_summary, print_demo_report
     from paysentry.simulate import SimulationConfig, write_simulation
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -135,29 +135,21 @@ def demo(
     print_summary(decisions, rejected, rate)
     labels = [orjson.loads(line) for line in load_lines(labels_path) if line.strip()]
     print_demo_report(decisions, labels, Console())
+    print_alert_summary(decisions, Console())
     console.print(f"files in {workdir}/: events.jsonl, labels.jsonl, decisions.jsonl")
 
 
-def _mount_optional_apps() -> None:
-    """Sub-commands from the other packages; each registers itself when its package is present."""
-    try:
-        from rules.cli import rules_app
+def _mount_sub_apps() -> None:
+    from paysentry.alerts.cli import alerts_app
+    from rules.cli import rules_app
 
-        app.add_typer(rules_app, name="rules", help="Check, test and backtest YAML rules.")
-    except ImportError:  # pragma: no cover - only while a package is being developed
-        pass
-    try:
-        from paysentry.alerts.cli import alerts_app
-
-        app.add_typer(alerts_app, name="alerts", help="Route, silence, acknowledge and test alerts.")
-    except ImportError:  # pragma: no cover
-        pass
+    app.add_typer(rules_app, name="rules", help="Check, test and backtest YAML rules.")
+    app.add_typer(alerts_app, name="alerts", help="Route, silence, acknowledge and test alerts.")
     try:
         from stream.cli import register_stream_commands
+    except ImportError:  # pragma: no cover - the stream package is optional for the embedded run
+        return
+    register_stream_commands(app)
 
-        register_stream_commands(app)
-    except ImportError:  # pragma: no cover
-        pass
 
-
-_mount_optional_apps()
+_mount_sub_apps()

@@ -54,3 +54,31 @@ def print_demo_report(decisions: list[Decision], labels: list[dict[str, Any]], c
     payments = len({d.payment_id for d in decisions})
     coverage.add_row("[dim]flagged payments with no label[/]", f"{false_alarms}/{payments}")
     console.print(coverage)
+
+
+def print_alert_summary(decisions: list[Decision], console: Console) -> None:
+    """Route the demo's decisions through the default alert routes (nothing is really sent) and show
+    what on-call staff would have received: grouped, deduplicated, rate limited."""
+    from datetime import datetime
+
+    from paysentry.alerts.embedded import EmbeddedAlerts
+
+    latest: datetime | None = None
+    with EmbeddedAlerts() as alerts:
+        for decision in decisions:
+            if decision.action == "allow":
+                continue
+            moment = datetime.fromisoformat(decision.event_time)
+            latest = moment if latest is None or moment > latest else latest
+            alerts.handle(decision, now=latest)
+        if latest is not None:
+            alerts.drain(latest)
+        summary = alerts.summary()
+    table = Table(title="notifications on-call would have received (config/routes.yaml)")
+    table.add_column("outcome")
+    table.add_column("receiver / channel")
+    table.add_column("count", justify="right")
+    for outcome, counts in summary.items():
+        for target, count in sorted(counts.items()):
+            table.add_row(outcome, target, f"{count:,}")
+    console.print(table)

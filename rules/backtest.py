@@ -93,11 +93,17 @@ def _ratio(num: float, den: float) -> float | None:
     return round(num / den, 4) if den else None
 
 
+def _scored(events: list[Event]) -> list[Event]:
+    """The payment and platform events: master data may reach back years before the period."""
+    return [e for e in events if e.family in ("payment", "psp")] or events
+
+
 def _span_days(events: list[Event]) -> float:
-    if not events:
+    scored = _scored(events)
+    if not scored:
         return 1.0
-    first: datetime = events[0].event_time
-    last: datetime = events[-1].event_time
+    first: datetime = scored[0].event_time
+    last: datetime = scored[-1].event_time
     return max((last - first).total_seconds() / 86400, 1.0)
 
 
@@ -221,7 +227,7 @@ def backtest(
     `warmup_days` build state (baselines, vendor ages) but are left out of every figure."""
     events, rejected = read_events(events_path, account_key)
     labels = read_labels(labels_path, events)
-    start = events[0].event_time.timestamp() + warmup_days * 86400 if events else 0.0
+    start = _scored(events)[0].event_time.timestamp() + warmup_days * 86400 if events else 0.0
     days = max(_span_days(events) - warmup_days, 1.0)
 
     def run(ruleset: Ruleset, name: str) -> list[Row]:

@@ -28,7 +28,7 @@ class AlertSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAYSENTRY_", extra="ignore")
 
     redis_url: str = "redis://localhost:6379/0"
-    alerts_routes_file: Path = Path("config/routes.yaml")
+    alerts_routes_file: Path = Path(__file__).resolve().parents[2] / "config" / "routes.yaml"
     alerts_redis_prefix: str = "paysentry:alerts:"
 
     smtp_host: str = "localhost"
