@@ -54,6 +54,20 @@ def check(path: PathArg) -> None:
     )
 
 
+@rules_app.command()
+def reload(
+    reason: Annotated[str, typer.Option(help="why, for the workers' logs")] = "",
+    redis_url: Annotated[str, typer.Option(envvar="PAYSENTRY_REDIS_URL")] = "redis://localhost:6379/0",
+) -> None:
+    """Tell every running worker to reload its rules now (through Redis); they all switch together."""
+    import redis
+
+    from rules.signal import publish_reload
+
+    receivers = publish_reload(redis.Redis.from_url(redis_url), reason)
+    typer.echo(f"reload signal sent to {receivers} worker(s)")
+
+
 @rules_app.command("test")
 def test_cmd(path: PathArg) -> None:
     """Run the rule unit tests (*.tests.yaml) through the core, like `promtool test rules`."""

@@ -1,0 +1,75 @@
+"""The Redis reload signal: one message and every worker switches to the new rules together; a bad
+change is refused by every worker, which keeps running the old rules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from rules.reload import RulesHolder
+from rules.signal import ReloadListener, publish_reload
+from tests.rules.helpers import context, fired, one_rule
+from tests.rules.test_reload import write
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "rules"
+    root.mkdir()
+    write(root / "a.rules.yaml", one_rule("amount > 100"))
+    return root
+
+
+def test_every_worker_reloads_on_one_message(rules_dir: Path, redis_url: str, redis_key_prefix: str) -> None:
+    channel = redis_key_prefix + "reload"
+    workers = [RulesHolder(rules_dir), RulesHolder(rules_dir)]  # no polling: only the signal reloads
+    client = redis.Redis.from_url(redis_url)
+    listeners = [ReloadListener(redis.Redis.from_url(redis_url), h, channel).start() for h in workers]
+    try:
+        old_version = workers[0].version
+        write(rules_dir / "a.rules.yaml", one_rule("amount > 500"))
+        assert all(h.version == old_version for h in workers)  # nothing happens before the signal
+        assert wait_for(lambda: publish_reload(client, "deploy", channel) == 2 or False, 5)
+        assert wait_for(lambda: all(h.version != old_version for h in workers))
+        assert all(fired(h, context({"amount": 150})) == [] for h in workers)
+
+        write(rules_dir / "a.rules.yaml", "groups: [oops")
+        good_version = workers[0].version
+        publish_reload(client, "bad deploy", channel)
+        assert wait_for(lambda: all(h.refused == 1 for h in workers))
+        assert all(h.version == good_version for h in workers)
+        assert all(fired(h, context({"amount": 600})) == ["r"] for h in workers)
+    finally:
+        for listener in listeners:
+            listener.stop()
+
+
+def test_cli_reload_reaches_a_listening_worker(rules_dir: Path, redis_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from rules.cli import rules_app
+
+    holder = RulesHolder(rules_dir)
+    with ReloadListener(redis.Redis.from_url(redis_url), holder):
+        write(rules_dir / "a.rules.yaml", one_rule("amount > 7"))
+        result = None
+        for _ in range(50):  # the subscription may take a moment to register
+            result = CliRunner().invoke(rules_app, ["reload", "--reason", "t", "--redis-url", redis_url])
+            if "sent to 1 worker" in result.output:
+                break
+            time.sleep(0.05)
+        assert result is not None and "sent to 1 worker(s)" in result.output
+        assert wait_for(lambda: fired(holder, context({"amount": 8})) == ["r"])
