@@ -31,12 +31,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from paysentry.contract import ACTIONS, EVENT_TYPES, SEVERITIES
+from paysentry.contract import ACTIONS, EVENT_TYPES, SEVERITIES, Action, Severity
 from rules.context import TIMER_EVENT_TYPES
 
 Status = Literal["active", "shadow", "disabled"]
-SeverityName = Literal["info", "low", "medium", "high", "critical"]
-ActionName = Literal["allow", "review", "hold", "block"]
+SeverityName = Severity
+ActionName = Action
 assert SeverityName.__args__ == SEVERITIES and ActionName.__args__ == ACTIONS  # type: ignore[attr-defined]
 
 SCORED_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t.startswith(("payment.", "psp."))) + tuple(

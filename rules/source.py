@@ -7,52 +7,46 @@ those positions, including positions *inside* a string such as an `expr:` or a r
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from pydantic_core import ErrorDetails
+from ruamel.yaml.error import MarkedYAMLError
+
+from paysentry.yamlsource import (
+    InvalidSource,
+    Loc,
+    SourceError,
+    did_you_mean,
+    load_yaml,
+    position,
+    suggest,
+    validation_errors,
+)
+
+__all__ = ["RuleError", "RulesLoadError", "Source", "did_you_mean", "plain", "suggest", "yaml_type"]
+
+RuleError = SourceError
+"""One problem in a rules directory, printed as `file:line:col: message` (1-based)."""
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class RuleError:
-    """One problem in a rules directory. Lines and columns are 1-based."""
-
-    path: str
-    line: int
-    col: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.message}"
-
-
-class RulesLoadError(Exception):
+class RulesLoadError(InvalidSource):
     """A ruleset that failed `check`: carries every error, each printable as file:line:col: message."""
 
     def __init__(self, errors: Sequence[RuleError]):
-        self.errors = sorted(errors)
-        super().__init__("\n".join(str(e) for e in self.errors) or "invalid ruleset")
+        super().__init__(errors, empty="invalid ruleset")
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """The " — did you mean 'x'?" tail for the closest known name, or "" when nothing is close."""
-    known = list(known)
-    close = sorted((k for k in known if name and k.startswith(name)), key=len)[:1]
-    if not close:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f" — did you mean '{close[0]}'?" if close else ""
-
-
-def suggest(name: str, known: Iterable[str], what: str) -> str:
-    """Like "unknown feature 'amount_ratio' — did you mean 'amount_ratio_median_30d'?"."""
-    return f"unknown {what} '{name}'{did_you_mean(name, known)}"
+def _syntax_error(exc: MarkedYAMLError) -> str:
+    problem = (exc.problem or exc.context or "invalid YAML").strip()
+    if "duplicate key" in problem:
+        problem = problem.replace("found duplicate key", "duplicate key").split(" with value")[0]
+    return f"invalid YAML: {problem}"
 
 
 @dataclass
@@ -84,20 +78,10 @@ class Source:
     @classmethod
     def parse(cls, text: str, shown: str, errors: list[RuleError]) -> Source | None:
         src = cls(shown, text)
-        yaml = YAML(typ="rt")
-        yaml.allow_duplicate_keys = False
         try:
-            src.tree = yaml.load(text)
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-            problem = (exc.problem or exc.context or "invalid YAML").strip()
-            if "duplicate key" in problem:
-                problem = problem.replace("found duplicate key", "duplicate key").split(" with value")[0]
-            errors.append(RuleError(shown, line, col, f"invalid YAML: {problem}"))
-            return None
-        except YAMLError as exc:
-            errors.append(RuleError(shown, 1, 1, f"invalid YAML: {exc}"))
+            src.tree = load_yaml(text, shown, _syntax_error)
+        except InvalidSource as exc:
+            errors.extend(exc.errors)
             return None
         return src
 
@@ -114,27 +98,7 @@ class Source:
     def pos(self, loc: Sequence[Any], *, key: bool = False) -> tuple[int, int]:
         """Position of the value at `loc` (or of its key with key=True). Falls back to the deepest
         container that exists, so a missing key points at the mapping that should have had it."""
-        node = self.tree
-        best = (1, 1)
-        if isinstance(node, CommentedMap | CommentedSeq):
-            best = (node.lc.line + 1, node.lc.col + 1)
-        for i, part in enumerate(loc):
-            last = i == len(loc) - 1
-            if isinstance(node, CommentedMap) and part in node:
-                if last:
-                    line, col = node.lc.key(part) if key else node.lc.value(part)
-                    return line + 1, col + 1
-                node = node[part]
-            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-                if last:
-                    line, col = node.lc.item(part)
-                    return line + 1, col + 1
-                node = node[part]
-            else:
-                return best
-            if isinstance(node, CommentedMap | CommentedSeq):
-                best = (node.lc.line + 1, node.lc.col + 1)
-        return best
+        return position(self.tree, loc, key=key)
 
     def offset_pos(self, loc: Sequence[Any], offset: int) -> tuple[int, int]:
         """Position of character `offset` inside the string value at `loc`, following the string back
@@ -186,32 +150,32 @@ class Source:
         try:
             return model.model_validate(plain(data))
         except ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                errors.append(self._pydantic_error(model, tuple(loc), err, what))
+            describe = partial(_describe, model, what=what)
+            errors.extend(validation_errors(exc, self.tree, self.path, describe, base=tuple(loc)))
             return None
 
-    def _pydantic_error(self, model: type[BaseModel], base: tuple[Any, ...], err: Any, what: str) -> RuleError:
-        eloc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-        full = base + eloc
-        kind = err["type"]
-        name = ".".join(str(p) for p in eloc[_last_index(eloc) + 1 :]) or what
-        if kind == "extra_forbidden":
-            key = str(eloc[-1])
-            parent = _model_at(model, eloc[:-1])
-            allowed = list(parent.model_fields) if parent else []
-            message = f"unknown key '{key}' in {what}{did_you_mean(key, allowed)}"
-            return self.error(self.pos(full, key=True), message)
-        if kind == "missing":
-            return self.error(self.pos(full[:-1]), f"missing required key '{eloc[-1]}' in {what}")
-        value = err.get("input")
-        if kind == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "").replace("'", "")
-            return self.error(self.pos(full), f"{name}: {value!r} is not one of {expected}")
-        if kind.endswith("_type") or kind in ("int_from_float", "bool_parsing", "int_parsing"):
-            wanted = _TYPE_WORDS.get(kind.removesuffix("_type").removesuffix("_parsing"), kind)
-            return self.error(self.pos(full), f"{name}: expected {wanted}, got {yaml_type(value)}")
-        message = err["msg"].removeprefix("Value error, ")
-        return self.error(self.pos(full), f"{name}: {message}")
+
+def _describe(model: type[BaseModel], err: ErrorDetails, what: str) -> tuple[Loc, str]:
+    """Where below the validated value a pydantic error is (its `loc` without validator names) and its
+    wording for people who edit YAML."""
+    eloc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    kind = err["type"]
+    name = ".".join(str(p) for p in eloc[_last_index(eloc) + 1 :]) or what
+    if kind == "extra_forbidden":
+        key = str(eloc[-1])
+        parent = _model_at(model, eloc[:-1])
+        allowed = list(parent.model_fields) if parent else []
+        return eloc, f"unknown key '{key}' in {what}{did_you_mean(key, allowed)}"
+    if kind == "missing":
+        return eloc, f"missing required key '{eloc[-1]}' in {what}"
+    value = err.get("input")
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "").replace("'", "")
+        return eloc, f"{name}: {value!r} is not one of {expected}"
+    if kind.endswith("_type") or kind in ("int_from_float", "bool_parsing", "int_parsing"):
+        wanted = _TYPE_WORDS.get(kind.removesuffix("_type").removesuffix("_parsing"), kind)
+        return eloc, f"{name}: expected {wanted}, got {yaml_type(value)}"
+    return eloc, f"{name}: {err['msg'].removeprefix('Value error, ')}"
 
 
 _TYPE_WORDS = {

@@ -18,6 +18,7 @@ from paysentry.alerts.templates import PLACEHOLDERS
 from paysentry.alerts.yamlsource import (
     ConfigError,
     ConfigIssue,
+    Loc,
     issue_at,
     issues_from_validation,
     load_yaml,
@@ -52,9 +53,6 @@ def load_routes(path: str | Path, environ: Mapping[str, str] | None = None) -> R
     except OSError as exc:
         raise ConfigError([ConfigIssue(str(path), 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
     return parse_routes(text, str(path), environ)
-
-
-Loc = tuple[str | int, ...]
 
 
 def check_references(config: RoutesConfig) -> list[tuple[Loc, str]]:

@@ -1,77 +1,57 @@
-"""YAML with positions: load with ruamel.yaml, substitute `${ENV}` placeholders, and turn validation
-errors into `path:line:col: message` lines that point at the offending key or value."""
+"""The routes file's YAML: loading, `${ENV}` placeholders, and validation errors as
+`path:line:col: message` lines that point at the offending key or value (see paysentry/yamlsource.py
+for what is shared with the rules tooling)."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
+from pydantic_core import ErrorDetails
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+
+from paysentry import yamlsource
+from paysentry.yamlsource import InvalidSource, SourceError, validation_errors
 
 Loc = tuple[str | int, ...]
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    path: str
-    line: int
-    col: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+ConfigIssue = SourceError
+"""One problem in a config file, printed as `path:line:col: message` (1-based)."""
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidSource, ValueError):
     """A config file that cannot be used; `issues` holds one entry per problem, in file order."""
 
-    def __init__(self, issues: Iterable[ConfigIssue]):
-        self.issues = sorted(issues, key=lambda i: (i.line, i.col))
-        super().__init__("\n".join(str(i) for i in self.issues))
+    @staticmethod
+    def sort_key(issue: ConfigIssue) -> Any:
+        return issue.line, issue.col  # one file; problems at one place keep the order they were found in
+
+    @property
+    def issues(self) -> list[ConfigIssue]:
+        return self.errors
+
+
+def _syntax_error(exc: MarkedYAMLError) -> str:
+    problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+    return f"YAML syntax error: {problem}"
 
 
 def load_yaml(text: str, path: str) -> Any:
-    yaml = YAML(typ="rt")
     try:
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        raise ConfigError([ConfigIssue(path, line, col, f"YAML syntax error: {problem}")]) from None
+        return yamlsource.load_yaml(text, path, _syntax_error)
+    except InvalidSource as exc:
+        raise ConfigError(exc.errors) from None
 
 
 def position(root: Any, loc: Sequence[str | int], *, at_key: bool = False) -> tuple[int, int]:
-    """1-based line and column of the node at `loc` (of its key, with `at_key`), or of the deepest
-    ancestor that exists."""
-    line, col = 1, 1
-    if isinstance(root, CommentedMap | CommentedSeq) and root.lc.line is not None:
-        line, col = root.lc.line + 1, root.lc.col + 1
-    node = root
-    parts = list(loc)
-    for index, part in enumerate(parts):
-        last = index == len(parts) - 1
-        if isinstance(node, CommentedMap) and not isinstance(part, int) and part in node:
-            child = node[part]
-            if last and (at_key or isinstance(child, CommentedMap | CommentedSeq)):
-                key_line, key_col = node.lc.key(part)
-            else:
-                key_line, key_col = node.lc.value(part)
-            line, col = key_line + 1, key_col + 1
-            node = child
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            item_line, item_col = node.lc.item(part)
-            line, col = item_line + 1, item_col + 1
-            node = node[part]
-        # anything else (a pydantic union tag, a missing key): stay on the deepest node found
-    return line, col
+    """1-based line and column of the node at `loc` (of its key, with `at_key` or when the node is a
+    mapping or a list), or the start of the deepest mapping or list on the way that exists."""
+    return yamlsource.position(root, loc, key=at_key, containers_at_key=True)
 
 
 def _clean_loc(loc: Iterable[str | int], root: Any) -> Loc:
@@ -98,16 +78,15 @@ def loc_text(loc: Sequence[str | int]) -> str:
 
 
 def issues_from_validation(exc: ValidationError, root: Any, path: str) -> list[ConfigIssue]:
-    issues = []
-    for error in exc.errors(include_url=False):
+    def describe(error: ErrorDetails) -> tuple[Loc, str]:
         loc = _clean_loc(error["loc"], root)
-        line, col = position(root, loc, at_key=error["type"] == "extra_forbidden")
         message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         where = loc_text(loc)
-        issues.append(ConfigIssue(path, line, col, f"{where}: {message}" if where else message))
-    return issues
+        return loc, f"{where}: {message}" if where else message
+
+    return validation_errors(exc, root, path, describe, containers_at_key=True)
 
 
 def issue_at(root: Any, path: str, loc: Sequence[str | int], message: str) -> ConfigIssue:

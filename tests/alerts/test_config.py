@@ -191,3 +191,13 @@ def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_routes(tmp_path / "nope.yaml")
     assert str(caught.value).startswith(f"{tmp_path / 'nope.yaml'}:1:1: cannot read")
+
+
+def test_holder_survives_a_file_the_yaml_reader_refuses(tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text(MINIMAL)
+    holder = RoutesHolder(path, environ={})
+    path.write_text(MINIMAL + "\x07\n")  # a control character: refused by the reader, not the parser
+    assert holder.reload() is False
+    assert holder.config.receiver_names == ["a"]
+    assert str(holder.last_error).startswith(f"{path}:1:1: invalid YAML")

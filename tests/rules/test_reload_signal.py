@@ -7,13 +7,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis
 
 from rules.reload import RulesHolder
 from rules.signal import ReloadListener, publish_reload
 from tests.rules.helpers import context, fired, one_rule
-from tests.rules.test_reload import write
+from tests.rules.test_reload import rules_dir, write  # noqa: F401  (rules_dir is a fixture)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -23,14 +22,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return condition()
-
-
-@pytest.fixture
-def rules_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "rules"
-    root.mkdir()
-    write(root / "a.rules.yaml", one_rule("amount > 100"))
-    return root
 
 
 def test_every_worker_reloads_on_one_message(rules_dir: Path, redis_url: str, redis_key_prefix: str) -> None:
