@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,9 @@ def context(
 def fired(ruleset: Ruleset, ctx: RuleContext) -> list[str]:
     hits, shadow = ruleset.evaluate(ctx)
     return [h.rule_id for h in hits] + [f"shadow:{h.rule_id}" for h in shadow]
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    stat = path.stat()  # make sure the change is visible even within one mtime tick
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))

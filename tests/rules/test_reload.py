@@ -4,7 +4,6 @@ load is in the audit log."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -13,25 +12,11 @@ import pytest
 
 from rules.reload import RulesHolder
 from rules.source import RulesLoadError
-from tests.rules.helpers import context, fired, one_rule
-
-
-def write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
-    stat = path.stat()  # make sure the change is visible even within one mtime tick
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+from tests.rules.helpers import context, fired, one_rule, write
 
 
 def audit(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
-
-
-@pytest.fixture
-def rules_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "rules"
-    root.mkdir()
-    write(root / "a.rules.yaml", one_rule("amount > 100"))
-    return root
 
 
 def test_good_change_is_applied_and_audited(rules_dir: Path, tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ import redis
 
 from rules.reload import RulesHolder
 from rules.signal import ReloadListener, publish_reload
-from tests.rules.helpers import context, fired, one_rule
-from tests.rules.test_reload import rules_dir, write  # noqa: F401  (rules_dir is a fixture)
+from tests.rules.helpers import context, fired, one_rule, write
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
