@@ -59,6 +59,7 @@ FEATURES: dict[str, FeatureSpec] = {
     "vendor_amount_max_30d": _f("number", "largest released amount over 30 days"),
     "amount_zscore_30d": _f("number", "(amount - 30-day mean) / 30-day std of the vendor"),
     "amount_ratio_median_30d": _f("number", "amount / the vendor's 30-day median"),
+    "days_since_last_payment": _f("number", "days since this company last paid the vendor (dormant vendors)"),
     "vendor_count_1h": _f("number", "released payments to the vendor in the last hour"),
     "vendor_count_24h": _f("number", "released payments to the vendor in the last 24 h"),
     "vendor_sum_24h": _f("number", "sum released to the vendor in the last 24 h (reporting currency)"),

@@ -203,6 +203,7 @@ def _vendor_features(inputs: FeatureInputs, amount_base: float | None) -> dict[s
         "amount_zscore_30d": zscore,
         "amount_ratio_median_30d": _ratio(amount_base, median),
         "vendor_count_1h": vendor.stats.stat("count", at, HOUR),
+        "days_since_last_payment": _days(at, vendor.last_paid),
         "vendor_count_24h": float(day_count),
         "vendor_sum_24h": day_sum,
     }
@@ -211,7 +212,7 @@ def _vendor_features(inputs: FeatureInputs, amount_base: float | None) -> dict[s
 _VENDOR_FEATURES = (
     "vendor_age_days", "vendor_payment_count_30d", "vendor_amount_mean_30d", "vendor_amount_std_30d",
     "vendor_amount_median_30d", "vendor_amount_max_30d", "amount_zscore_30d", "amount_ratio_median_30d",
-    "vendor_count_1h", "vendor_count_24h", "vendor_sum_24h",
+    "vendor_count_1h", "vendor_count_24h", "vendor_sum_24h", "days_since_last_payment",
 )  # fmt: skip
 
 

@@ -369,6 +369,7 @@ class Engine:
         record.counted = True
         base = cents(to_base(event.amount, event.currency))
         vendor.stats.add(at, base)
+        vendor.last_paid = max(at, vendor.last_paid or at)
         company = self.ruleset.company(record.company_code)
         if company.approval_limit is not None:
             limit = convert(company.approval_limit, company.currency, event.currency)
@@ -379,10 +380,12 @@ class Engine:
             if profile is not None:
                 profile.stats.add(at, base)
                 profile.first_seen = min(at, profile.first_seen or at)
+                profile.last_seen = max(at, profile.last_seen or at)
         if record.payee_account_hash:
             account: AccountProfile = touched.get(AccountProfile, record.payee_account_hash)
             account.stats.add(at, base)
             account.first_seen = min(at, account.first_seen or at)
+            account.last_seen = max(at, account.last_seen or at)
             account.add_vendor(record.vendor_id or "", at)
             vendor.add_account(record.payee_account_hash, at)
 
@@ -407,6 +410,7 @@ class Engine:
         if channel is not None and outcome:
             channel.stats.add(at, 0, failure=event.type != "psp.settled")
             channel.first_seen = min(at, channel.first_seen or at)
+            channel.last_seen = max(at, channel.last_seen or at)
 
 
 def _forget_invoice(record: PaymentRecord, vendor: VendorProfile | None) -> None:

@@ -61,6 +61,7 @@ class ActivityProfile(Entity):
     prefix: ClassVar[str] = "c"
     stats: WindowedStats = field(default_factory=WindowedStats)
     first_seen: int | None = None
+    last_seen: int | None = None
 
 
 @dataclass(slots=True)
@@ -117,6 +118,7 @@ class VendorProfile(Entity):
 
     prefix: ClassVar[str] = "v"
     first_seen: int | None = None
+    last_paid: int | None = None
     # account hash -> first time this company paid the vendor there
     accounts: dict[str, int] = field(default_factory=dict)
     stats: WindowedStats = field(default_factory=lambda: WindowedStats(with_histogram=True))
@@ -142,6 +144,7 @@ class AccountProfile(Entity):
 
     prefix: ClassVar[str] = "a"
     first_seen: int | None = None
+    last_seen: int | None = None
     # vendor id -> first time this account was seen for that vendor
     vendors: dict[str, int] = field(default_factory=dict)
     stats: WindowedStats = field(default_factory=WindowedStats)

@@ -285,3 +285,34 @@ def test_an_unmatched_platform_payment_shows_its_amount() -> None:
     unmatched = next(d for d in decisions if d.event_type == "psp.unmatched")
     assert unmatched.explanation["payment"]["amount"] == "777.00"
     assert rules.seen[-2].features["amount"] == 777.0
+
+
+def test_time_amount_velocity_and_channel_features() -> None:
+    rules = Capturing(companies={"US01": CompanyParams(timezone="Asia/Shanghai")})
+    saturday_night = "2026-11-07T23:30:00+08:00"
+    events = [
+        release("P1", at(0), amount="1234.56", created_by="u-7"),
+        release("P2", at(0.5), amount="2000.00", created_by="u-7"),
+        settle("P1", at(0.6), type_="psp.failed"),
+        settle("P2", at(0.7), amount="2000.00", fee="4.00"),
+        settle("P3", at(0.8), type_="psp.returned", company_code="US01"),  # channel health is per company
+        release("P4", saturday_night, amount="5000.00", created_by="u-7"),
+        settle("P4", saturday_night, amount="5000.00", currency="EUR"),
+    ]
+    run(events, rules)
+    by_event = {(ctx.event_type, ctx.features["payment_id"]): dict(ctx.features) for ctx in rules.seen}
+    second = by_event[("payment.released", "P2")]
+    assert second["vendor_count_1h"] == 1 and second["creator_count_24h"] == 1
+    assert second["days_since_last_payment"] == pytest.approx(0.5 / 24)
+    assert by_event[("payment.released", "P1")]["is_round_amount"] is False
+    assert second["is_round_amount"] is True  # 2,000.00
+    settled = by_event[("psp.settled", "P2")]
+    assert settled["fee_ratio"] == pytest.approx(0.002)
+    assert (settled["channel_failures_1h"], settled["channel_events_1h"]) == (1, 1)
+    returned = by_event[("psp.returned", "P3")]
+    assert returned["channel_failure_rate_1h"] == pytest.approx(0.5)
+    assert returned["payment_known"] is False
+    weekend = by_event[("payment.released", "P4")]
+    assert (weekend["weekday_local"], weekend["hour_local"]) == (5, 23)
+    assert weekend["is_weekend"] and weekend["is_night"] and not weekend["is_business_hours"]
+    assert by_event[("psp.settled", "P4")]["currency_mismatch"] is True
