@@ -1,0 +1,130 @@
+"""`paysentry worker`, `paysentry produce`, `paysentry tail`: the live stream from the command line.
+
+Settings come from the environment (PAYSENTRY_KAFKA_BROKERS, PAYSENTRY_TOPIC_PREFIX, ...; see
+stream/settings.py); secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from stream.settings import StreamSettings
+from stream.topics import OUTBOUND, SEQ_HEADER, key_for_record, topic_for_type
+
+console = Console(stderr=True)
+
+
+def register_stream_commands(app: typer.Typer) -> None:
+    app.command()(worker)
+    app.command()(produce)
+    app.command()(tail)
+
+
+def worker(
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
+) -> None:
+    """Start a Faust worker: ingest, decide, emit decisions and alerts (joins the other workers' group)."""
+    from faust.worker import Worker
+
+    from stream.app import create_app
+    from stream.sinks import ensure_topics
+
+    settings = StreamSettings()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings, settings.replication))
+    stream_app = create_app(settings, fault=os.environ.get("PAYSENTRY_FAULT"))
+    console.print(
+        f"worker [bold]{settings.group_id}[/] on {', '.join(settings.brokers)}: {settings.partitions} partitions, "
+        f"store {settings.store_url()}, alerts at [bold]{settings.alert_action}[/] and above"
+    )
+    Worker(stream_app.app, loglevel=loglevel, quiet=True, redirect_stdouts=False, loop=loop).execute_from_commandline()
+
+
+def produce(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="events files (JSON Lines)")],
+    rate: Annotated[float, typer.Option(help="events per second (0: as fast as possible)")] = 0.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Publish events files to the inbound topics (by event type), keyed by payment or vendor id."""
+    lines = [line for path in files for line in path.read_bytes().splitlines() if line.strip()]
+    settings = StreamSettings()
+    started = time.perf_counter()
+    sent = asyncio.run(_produce(settings, lines, rate, quiet))
+    elapsed = time.perf_counter() - started
+    console.print(f"published {sent:,} records in {elapsed:.1f}s ({sent / elapsed if elapsed else 0:,.0f}/s)")
+
+
+async def _produce(settings: StreamSettings, lines: list[bytes], rate: float, quiet: bool) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    from stream.sinks import ensure_topics
+
+    await ensure_topics(settings, settings.replication)
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", linger_ms=5, enable_idempotence=True)
+    await producer.start()
+    progress = Progress(
+        TextColumn("[bold blue]producing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=quiet, transient=True,
+    )  # fmt: skip
+    started = time.perf_counter()
+    try:
+        with progress:
+            task = progress.add_task("producing", total=len(lines))
+            for seq, line in enumerate(lines, start=1):
+                try:
+                    data = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    data = None
+                topic = topic_for_type(data.get("type") if isinstance(data, dict) else None)
+                await producer.send(settings.topic(topic), line, key=key_for_record(data),
+                                    headers=[(SEQ_HEADER, str(seq).encode())])  # fmt: skip
+                if seq % 200 == 0:
+                    progress.update(task, completed=seq)
+                if rate > 0:
+                    ahead = started + seq / rate - time.perf_counter()
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+            await producer.flush()
+            progress.update(task, completed=len(lines))
+    finally:
+        await producer.stop()
+    return len(lines)
+
+
+def tail(
+    topic: Annotated[str, typer.Argument(help=f"one of {', '.join(OUTBOUND)} (or any topic of the app)")] = "decisions",
+    from_beginning: Annotated[bool, typer.Option("--from-beginning/--from-now")] = True,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="keep waiting for new records")] = True,
+    idle: Annotated[float, typer.Option(help="with --no-follow: stop after this many quiet seconds")] = 2.0,
+    count: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
+) -> None:
+    """Print the records of an output topic as JSON Lines."""
+    settings = StreamSettings()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_tail(settings, topic, from_beginning, None if follow else idle, count))
+
+
+async def _tail(
+    settings: StreamSettings, topic: str, from_beginning: bool, idle: float | None, count: int | None
+) -> None:
+    from stream.sinks import read_topic
+
+    seen = 0
+    async for message in read_topic(settings, topic, from_beginning=from_beginning, idle_timeout=idle):
+        sys.stdout.buffer.write((message.value or b"") + b"\n")
+        sys.stdout.flush()
+        seen += 1
+        if count is not None and seen >= count:
+            return

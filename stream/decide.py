@@ -1,0 +1,337 @@
+"""The decision stage: one agent over `engine.events`, a thin shell over `paysentry.core.Engine`.
+
+Per partition of `engine.events` (a set of shards) it keeps:
+
+- an event-time buffer: events wait until every ingest group has reported progress past them (`Tick`),
+  then run through the core oldest first, so each shard sees its events (and the vendor master data) in
+  the same order as `paysentry replay`; the settlement-SLA / unmatched timers fire as event time passes
+  their due time, just before the first event after it, again as in replay;
+- the shard state, in the changelogged table `shard-state` (entity key -> encoded entity), with the
+  entities an event touched held back in memory until the next checkpoint;
+- the vendor master data, replicated into the partition under `#<partition>/vm:...` keys.
+
+Deciding at most once, losing nothing, across a SIGKILL at any instant (see stream/README.md):
+
+1. decisions and alerts go to the partition of `decisions` / `alerts` with the same number, whose only
+   writer is this partition's owner;
+2. a checkpoint first flushes the producer (every output so far is on the broker), then writes one
+   `~ckpt/<partition>` record holding every dirty entity and the output offsets, then the entities
+   themselves, flushes again, and only then acknowledges the input records it covers, in offset order
+   (Faust commits only acknowledged offsets, so no commit can run ahead of the state: issue #606);
+3. a new owner of the partition re-applies the last `~ckpt` record (a checkpoint is all or nothing: its
+   record precedes its entity writes in the same changelog partition) and reads the outputs written
+   since that checkpoint; re-processing the unacknowledged input then rebuilds the same decisions, and
+   those already on the broker are not sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from models.features import epoch
+from paysentry.contract import Decision, Event, action_rank
+from paysentry.core import Engine
+from paysentry.state import Entity, PaymentRecord, decode_entity, encode_entity, key_for, shard_of
+from stream.topics import ALERTS, DECISIONS, EVENT_ID_HEADER, Routed, Tick, decode_envelope
+
+CHECKPOINT_KEY = "~ckpt/{partition}"
+CHUNK_KEY = "~ckpt/{partition}/{slot}/{number}"  # two slots: a new checkpoint never overwrites the last one
+CHUNK_BYTES = 256 * 1024
+MASTER_PREFIX = "#{partition}/"
+
+
+@dataclass
+class _Pending:
+    event: Any
+    done: bool = False
+
+
+class TableView:
+    """The core's StateStore over the table: reads see unsaved writes; writes wait for a checkpoint."""
+
+    def __init__(self, table: Any, dirty: dict[str, Entity], prefix: str = "") -> None:
+        self.table, self.dirty, self.prefix = table, dirty, prefix
+
+    def get(self, key: str) -> Entity | None:
+        key = self.prefix + key
+        entity = self.dirty.get(key)
+        if entity is None:
+            raw = self.table.get(key)
+            if raw is not None:
+                entity = decode_entity(raw)
+        return entity
+
+    def __setitem__(self, key: str, value: Entity) -> None:
+        self.dirty[self.prefix + key] = value
+
+
+@dataclass
+class PartitionState:
+    index: int
+    table: Any
+    dirty: dict[str, Entity] = field(default_factory=dict)
+    buffer: list[tuple[tuple[int, int, int, int], int, Routed, _Pending]] = field(default_factory=list)
+    unacked: deque[_Pending] = field(default_factory=deque)
+    awaiting: list[_Pending] = field(default_factory=list)  # processed, not yet checkpointed
+    low: dict[int, int | None] = field(default_factory=dict)  # ingest group -> Tick.low
+    high: dict[int, int] = field(default_factory=dict)
+    # outputs the previous owner sent after its last checkpoint: not to be sent again
+    emitted: dict[str, set[str]] = field(default_factory=lambda: {DECISIONS: set(), ALERTS: set()})
+    out_next: dict[str, int] = field(default_factory=dict)
+    sent: list[tuple[str, Any]] = field(default_factory=list)
+    timers: list[tuple[int, str]] = field(default_factory=list)
+    scheduled: dict[str, tuple[int, str]] = field(default_factory=dict)  # payment -> (due, shard)
+    processed: int = 0
+    read_to: int = -1  # highest offset read since this owner took the partition
+    checkpoints: int = 0
+    generation: int = 0
+    last_checkpoint: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.store = TableView(self.table, self.dirty)
+        self.master = TableView(self.table, self.dirty, MASTER_PREFIX.format(partition=self.index))
+
+
+ReadBack = Callable[[str, int, int], Awaitable[set[str]]]
+
+
+class DecisionStage:
+    def __init__(self, *, engine: Engine, table: Any, partitions: int, partition_of: Callable[[str], int],
+                 alert_action: str, send: Callable[..., Any],
+                 flush: Callable[[], Awaitable[None]], read_back: ReadBack, checkpoint_events: int,
+                 checkpoint_seconds: float, max_buffer: int, fault: str | None = None) -> None:  # fmt: skip
+        self.engine, self.table, self.partitions, self.partition_of = engine, table, partitions, partition_of
+        self.alert_rank = action_rank(alert_action)
+        self.send, self.flush, self.read_back = send, flush, read_back
+        self.checkpoint_events, self.checkpoint_seconds = checkpoint_events, checkpoint_seconds
+        self.max_buffer = max_buffer
+        self.fault_point, _, count = (fault or "").partition(":")
+        self.fault_after = int(count or 1)
+        self.states: dict[int, PartitionState] = {}
+        self.revoked: set[int] = set()
+        self.lock = asyncio.Lock()  # one message at a time; a rebalance waits for the current one
+        self._counter = itertools.count()
+
+    # -- the agent's entry points -----------------------------------------------------------------
+    async def handle(self, event: Any) -> None:
+        async with self.lock:
+            partition = event.message.partition
+            if partition in self.revoked:
+                return  # a straggler from before a rebalance: the partition's next owner processes it
+            state = self.states.get(partition)
+            if state is None:
+                state = self.states[partition] = await self._recover(partition)
+            pending = _Pending(event)
+            state.unacked.append(pending)
+            envelope = decode_envelope(event.value)
+            offset, state.read_to = event.message.offset, max(state.read_to, event.message.offset)
+            if isinstance(envelope, Tick) and offset < state.read_to:
+                pending.done = True  # a tick read again after a seek is stale: progress never goes back
+            elif isinstance(envelope, Tick):
+                state.low[envelope.source] = envelope.low
+                if envelope.high is not None:
+                    state.high[envelope.source] = max(envelope.high, state.high.get(envelope.source, 0))
+                pending.done = True
+            else:
+                heapq.heappush(state.buffer, (envelope.order(), next(self._counter), envelope, pending))
+            await self._release(state)
+            if self._due_for_checkpoint(state):
+                await self.checkpoint(state)
+            self._ack(state)
+
+    async def forget(self, partitions: set[int]) -> None:
+        """Partitions revoked: drop what was not checkpointed (the next owner processes it again) once
+        every output already sent is on the broker, where the next owner reads it back."""
+        async with self.lock:
+            self.revoked |= partitions
+            for partition in partitions:
+                self.states.pop(partition, None)
+            await self.flush()
+
+    def assigned(self, partitions: set[int]) -> None:
+        self.revoked -= partitions
+
+    def status(self) -> dict[int, dict[str, Any]]:
+        """What each partition holds back, for the periodic status log."""
+        return {p: {"buffered": len(s.buffer), "unacked": len(s.unacked), "dirty": len(s.dirty),
+                    "watermark": self._watermark(s), "groups": len(s.low), "timers": len(s.scheduled)}
+                for p, s in sorted(self.states.items())}  # fmt: skip
+
+    # -- event-time order -------------------------------------------------------------------------
+    def _watermark(self, state: PartitionState) -> float:
+        """Events older than this have all arrived (inf: every ingest group is idle)."""
+        if len(state.low) < self.partitions:
+            return float("-inf")
+        lows = [low for low in state.low.values() if low is not None]
+        return min(lows) if lows else float("inf")
+
+    async def _release(self, state: PartitionState) -> None:
+        mark = self._watermark(state)
+        while state.buffer and (state.buffer[0][0][0] < mark or len(state.buffer) > self.max_buffer):
+            _, _, routed, pending = heapq.heappop(state.buffer)
+            await self._process(state, routed)
+            state.awaiting.append(pending)
+            if len(state.awaiting) >= self.checkpoint_events:
+                await self.checkpoint(state)
+        if mark == float("inf") and state.high:
+            await self._emit(state, self._advance(state, max(state.high.values()) // 1_000_000))
+
+    async def _process(self, state: PartitionState, routed: Routed) -> None:
+        event = Event.model_validate(routed.event)
+        decisions = self._advance(state, epoch(event.event_time))
+        if routed.shard is None:
+            self.engine.apply_master(event, state.master)
+        else:
+            decision = self.engine.process(event, state.store, shard=routed.shard, master=state.master)
+            if decision is not None:
+                decisions.append(decision)
+            if event.payment_id:
+                self._schedule(state, event.payment_id, routed.shard)
+        state.processed += 1
+        await self._emit(state, decisions)
+
+    # -- timers (as paysentry.replay.Replayer, per partition) -------------------------------------
+    def _advance(self, state: PartitionState, now: int) -> list[Decision]:
+        decisions: list[Decision] = []
+        while state.timers and state.timers[0][0] <= now:
+            due, payment_id = heapq.heappop(state.timers)
+            scheduled = state.scheduled.get(payment_id)
+            if scheduled is None or scheduled[0] != due:
+                continue
+            shard = scheduled[1]
+            del state.scheduled[payment_id]
+            decisions += self.engine.check_timers([payment_id], due, state.store, shard=shard, master=state.master)
+            self._schedule(state, payment_id, shard)
+        return decisions
+
+    def _schedule(self, state: PartitionState, payment_id: str, shard: str) -> None:
+        record = state.store.get(key_for(PaymentRecord, payment_id, shard))
+        due = self.engine.due_at(record) if isinstance(record, PaymentRecord) else None
+        if due is None:
+            state.scheduled.pop(payment_id, None)
+        elif state.scheduled.get(payment_id, (None,))[0] != due:
+            state.scheduled[payment_id] = (due, shard)
+            heapq.heappush(state.timers, (due, payment_id))
+
+    # -- outputs ----------------------------------------------------------------------------------
+    async def _emit(self, state: PartitionState, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            outputs = [DECISIONS] if action_rank(decision.action) < self.alert_rank else [DECISIONS, ALERTS]
+            value = decision.to_json()
+            for topic in outputs:
+                if decision.event_id in state.emitted[topic]:
+                    state.emitted[topic].discard(decision.event_id)
+                    continue  # already on the broker, from before a crash or a rebalance
+                headers = [(EVENT_ID_HEADER, decision.event_id.encode())]
+                future = await self.send(topic, key=decision.payment_id.encode(), value=value,
+                                         partition=state.index, headers=headers)  # fmt: skip
+                state.sent.append((topic, future))
+        if self._fault_armed("emitted", state) and len(state.awaiting) >= 20:
+            await self.flush()  # the outputs are on the broker, the state that goes with them is not
+            self._fault("emitted", state)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _due_for_checkpoint(self, state: PartitionState) -> bool:
+        if not state.awaiting and not state.dirty:
+            return False
+        elapsed = time.monotonic() - state.last_checkpoint
+        return len(state.awaiting) >= self.checkpoint_events or elapsed >= self.checkpoint_seconds
+
+    async def checkpoint(self, state: PartitionState) -> None:
+        """Make everything processed so far durable, in the order that makes a crash harmless."""
+        await self.flush()
+        for topic, future in state.sent:
+            metadata = future.result() if future.done() else None
+            # keep reading back from where the previous owner's outputs start until all are met again
+            if metadata is not None and not state.emitted[topic]:
+                state.out_next[topic] = max(state.out_next.get(topic, 0), metadata.offset + 1)
+        state.sent.clear()
+        entities = {key: encode_entity(entity) for key, entity in state.dirty.items()}
+        generation = state.generation = state.generation + 1
+        chunks = _chunks(entities)
+        for number, chunk in enumerate(chunks):
+            record = {"gen": generation, "entities": {k: v.decode() for k, v in chunk.items()}}
+            self.table[CHUNK_KEY.format(partition=state.index, slot=generation % 2, number=number)] = orjson.dumps(
+                record
+            )
+        header = {"gen": generation, "chunks": len(chunks), "out": state.out_next}
+        self.table[CHECKPOINT_KEY.format(partition=state.index)] = orjson.dumps(header)
+        if self._fault_armed("redo", state) or self._fault_armed("state", state):
+            half = len(entities) // 2 if self.fault_point == "state" else 0
+            for key in list(entities)[:half]:
+                self.table[key] = entities[key]
+            await self.flush()
+            self._fault(self.fault_point, state)
+        for key, value in entities.items():
+            self.table[key] = value
+        await self.flush()
+        state.dirty.clear()
+        for pending in state.awaiting:
+            pending.done = True
+        state.awaiting.clear()
+        state.checkpoints += 1
+        state.last_checkpoint = time.monotonic()
+
+    def _ack(self, state: PartitionState) -> None:
+        while state.unacked and state.unacked[0].done:
+            state.unacked.popleft().event.ack()
+
+    # -- a new owner ------------------------------------------------------------------------------
+    async def _recover(self, partition: int) -> PartitionState:
+        state = PartitionState(partition, self.table)
+        raw = self.table.get(CHECKPOINT_KEY.format(partition=partition))
+        if raw is not None:
+            header = orjson.loads(raw)
+            state.generation, state.out_next = header["gen"], dict(header["out"])
+            for number in range(header["chunks"]):
+                chunk = orjson.loads(
+                    self.table[CHUNK_KEY.format(partition=partition, slot=header["gen"] % 2, number=number)]
+                )
+                assert chunk["gen"] == header["gen"], "a checkpoint's chunks precede its header in the changelog"
+                for key, value in chunk["entities"].items():
+                    encoded = value.encode()
+                    if self.table.get(key) != encoded:
+                        self.table[key] = encoded  # finish a checkpoint cut short
+        for topic in (DECISIONS, ALERTS):
+            state.emitted[topic] = await self.read_back(topic, partition, state.out_next.get(topic, 0))
+        for key, value in list(self.table.items()):
+            shard = shard_of(key)
+            if shard is None or shard.startswith(("~", "#")) or self.partition_of(shard) != partition:
+                continue
+            if key[len(shard) + 1 :].startswith(PaymentRecord.prefix + ":"):
+                record_entity = decode_entity(value)
+                if isinstance(record_entity, PaymentRecord) and record_entity.payment_id:
+                    self._schedule(state, record_entity.payment_id, shard)
+        return state
+
+    # -- fault injection for the crash tests (PAYSENTRY_FAULT=point:n) ----------------------------
+    def _fault_armed(self, point: str, state: PartitionState) -> bool:
+        return self.fault_point == point and state.checkpoints + 1 >= self.fault_after
+
+    def _fault(self, point: str, state: PartitionState) -> None:
+        if self._fault_armed(point, state):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _chunks(entities: dict[str, bytes]) -> list[dict[str, bytes]]:
+    """Split a checkpoint into records that fit a Kafka message comfortably."""
+    chunks: list[dict[str, bytes]] = [{}]
+    size = 0
+    for key, value in entities.items():
+        if size and size + len(value) > CHUNK_BYTES:
+            chunks.append({})
+            size = 0
+        chunks[-1][key] = value
+        size += len(value) + len(key)
+    return chunks

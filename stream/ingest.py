@@ -1,0 +1,240 @@
+"""The ingest stage: decode and validate inbound records, route them to their shard's partition.
+
+One agent reads the four inbound topics and `ingest.ticks` (all co-partitioned: partition i of each is
+one *ingest group*, owned by one worker). For every record it:
+
+- dead-letters a bad one (reason, source topic, partition, offset, raw record with the account masked);
+- broadcasts a vendor event to every partition of `engine.events` (master data, applied in event-time
+  order by every shard);
+- routes a payment, platform or label event to the partition of its shard (`paysentry.routing.shard_for`
+  with the `routes` table, payment_id -> shard, as first seen in *event time*).
+
+A payment's first event decides its shard, so a payment's events must be routed in event-time order even
+though they come from three topics consumed at their own pace: an event of a payment with no route yet
+waits until the group's other inbound partitions have caught up with its event time (or are idle).
+
+Each group reports its progress (`Tick`) to every partition of `engine.events`, so the decision stage
+knows up to which event time it has seen everything. Records are acknowledged strictly in offset order,
+and only once their output has been handed to the producer (which Faust flushes before committing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from paysentry.contract import Event, InvalidEvent, parse_event
+from paysentry.replay import redact_raw
+from paysentry.routing import shard_for
+from stream.topics import (
+    ERP,
+    INBOUND,
+    LABELS,
+    PSP,
+    SEQ_HEADER,
+    Routed,
+    Tick,
+    micros,
+)
+
+PAYMENT_SOURCES = (ERP, PSP, LABELS)
+NUDGE = "ingest.ticks"
+
+Send = Callable[..., Any]
+
+
+@dataclass
+class _Pending:
+    event: Any  # the Faust event, acknowledged when done
+    done: bool = False
+
+
+@dataclass
+class Group:
+    """One ingest group: inbound partition `index` of every inbound topic."""
+
+    index: int
+    seen: dict[str, int] = field(default_factory=dict)  # topic -> newest event time seen (micros)
+    next_offset: dict[str, int] = field(default_factory=dict)  # topic -> next offset to process
+    start: dict[str, int] = field(default_factory=dict)  # topic -> where this owner started (committed)
+    highwater: dict[str, int] = field(default_factory=dict)
+    waiting: list[tuple[Routed, Event, _Pending]] = field(default_factory=list)
+    unacked: dict[str, deque[_Pending]] = field(default_factory=dict)
+
+    caught_up_since: dict[str, float] = field(default_factory=dict)
+    idle_after: float = 1.0
+
+    def caught_up(self, topic: str) -> bool:
+        """Every record of the partition that exists (as of the last nudge) has been processed."""
+        high = self.highwater.get(topic)
+        position = self.next_offset.get(topic, self.start.get(topic))
+        return high is not None and position is not None and position >= high
+
+    def idle(self, topic: str) -> bool:
+        """Caught up for a while: a burst from the producer does not make a partition look idle
+        between two of its records (which would then arrive late)."""
+        since = self.caught_up_since.get(topic)
+        return since is not None and time.monotonic() - since >= self.idle_after and self.caught_up(topic)
+
+    def note_progress(self) -> None:
+        now = time.monotonic()
+        for topic in INBOUND:
+            if self.caught_up(topic):
+                self.caught_up_since.setdefault(topic, now)
+            else:
+                self.caught_up_since.pop(topic, None)
+
+    def must_wait(self, topic: str, ts: int) -> bool:
+        """Could another inbound partition still deliver an earlier event of the same payment?"""
+        for other in PAYMENT_SOURCES:
+            if other != topic and not self.idle(other) and self.seen.get(other, -1) < ts:
+                return True
+        return False
+
+    def low(self) -> int | None:
+        """Nothing routed from now on is older than this (None: idle)."""
+        bounds = [r.ts for r, _, _ in self.waiting]
+        bounds += [self.seen.get(t, 0) for t in INBOUND if not self.idle(t)]
+        return min(bounds) if bounds else None
+
+    def high(self) -> int | None:
+        return max(self.seen.values(), default=None)
+
+
+class IngestStage:
+    def __init__(self, *, account_key: bytes, partitions: int, partition_of: Callable[[str], int], routes: Any,
+                 short_name: Callable[[str], str], send_engine: Send, send_deadletter: Send,
+                 idle_after: float = 1.0) -> None:  # fmt: skip
+        self.idle_after = idle_after
+        self.account_key = account_key
+        self.partitions = partitions
+        self.partition_of = partition_of
+        self.routes = routes
+        self.short_name = short_name
+        self.send_engine = send_engine
+        self.send_deadletter = send_deadletter
+        self.groups: dict[int, Group] = {}
+        self.revoked: set[int] = set()
+        self.lock = asyncio.Lock()  # one record at a time; a rebalance waits for the current one
+
+    def group(self, index: int) -> Group:
+        if index not in self.groups:
+            self.groups[index] = Group(index, idle_after=self.idle_after)
+        return self.groups[index]
+
+    async def forget(self, indexes: set[int]) -> None:
+        """Partitions revoked: their unacknowledged records will be processed again by the next owner."""
+        async with self.lock:
+            self.revoked |= indexes
+            for index in indexes:
+                self.groups.pop(index, None)
+
+    def assigned(self, indexes: set[int]) -> None:
+        self.revoked -= indexes
+
+    def status(self) -> dict[int, dict[str, Any]]:
+        return {i: {"waiting": len(g.waiting), "low": g.low(),
+                    "busy": {t: (g.next_offset.get(t), g.start.get(t), g.highwater.get(t)) for t in INBOUND
+                             if not g.idle(t)}}
+                for i, g in sorted(self.groups.items())}  # fmt: skip
+
+    async def handle(self, event: Any) -> None:
+        async with self.lock:
+            if event.message.partition not in self.revoked:  # else a straggler from before a rebalance
+                await self._handle(event)
+
+    async def _handle(self, event: Any) -> None:
+        message = event.message
+        topic = self.short_name(message.topic)
+        group = self.group(message.partition)
+        pending = _Pending(event)
+        group.unacked.setdefault(topic, deque()).append(pending)
+        if topic == NUDGE:
+            await self._nudge(group, event.value)
+            pending.done = True
+        else:
+            group.next_offset[topic] = message.offset + 1
+            group.caught_up_since.pop(topic, None)
+            await self._inbound(group, topic, message, pending)
+        await self._release(group)
+        self._ack(group)
+
+    async def _inbound(self, group: Group, topic: str, message: Any, pending: _Pending) -> None:
+        raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
+        try:
+            event = parse_event(raw, account_key=self.account_key)
+        except InvalidEvent as exc:
+            await self._dead_letter(topic, message, raw, exc.reason, exc.event_id)
+            pending.done = True
+            return
+        ts = micros(event.event_time)
+        group.seen[topic] = max(group.seen.get(topic, ts), ts)
+        routed = Routed(event.to_dict(), None, ts, _seq(message.headers), group.index, message.offset)
+        if event.family == "vendor":
+            for partition in range(self.partitions):
+                await self.send_engine(key=b"~master", value=routed.encode(), partition=partition)
+            pending.done = True
+        elif event.payment_id in self.routes or not group.must_wait(topic, ts):
+            await self._route(routed, event)
+            pending.done = True
+        else:
+            group.waiting.append((routed, event, pending))
+
+    async def _route(self, routed: Routed, event: Event) -> None:
+        shard = shard_for(event, self.routes)
+        routed = Routed(routed.event, shard, routed.ts, routed.seq, routed.source, routed.offset)
+        partition = self.partition_of(shard)
+        await self.send_engine(key=shard.encode(), value=routed.encode(), partition=partition)
+
+    async def _release(self, group: Group) -> None:
+        """Route the waiting events whose turn has come, oldest first."""
+        if not group.waiting:
+            return
+        group.waiting.sort(key=lambda item: item[0].order())
+        still: list[tuple[Routed, Event, _Pending]] = []
+        for routed, event, pending in group.waiting:
+            topic = {"psp": PSP, "label": LABELS}.get(event.family, ERP)
+            if still or (event.payment_id not in self.routes and group.must_wait(topic, routed.ts)):
+                still.append((routed, event, pending))
+                continue
+            await self._route(routed, event)
+            pending.done = True
+        group.waiting = still
+
+    async def _nudge(self, group: Group, value: Any) -> None:
+        """A periodic nudge from this worker's clock: fresh high-water marks, then report progress."""
+        data = orjson.loads(value) if isinstance(value, bytes | str) else value
+        group.highwater.update(data.get("highwater", {}))
+        for topic, offset in data.get("start", {}).items():
+            group.start.setdefault(topic, offset)
+        group.note_progress()
+        await self._release(group)
+        tick = Tick(group.index, group.low(), group.high()).encode()
+        for partition in range(self.partitions):
+            await self.send_engine(key=b"~tick", value=tick, partition=partition)
+
+    async def _dead_letter(self, topic: str, message: Any, raw: bytes, reason: str, event_id: str | None) -> None:
+        record = {"reason": reason, "topic": message.topic, "partition": message.partition,
+                  "offset": message.offset, "event_id": event_id, "raw": redact_raw(raw)}  # fmt: skip
+        await self.send_deadletter(key=topic.encode(), value=orjson.dumps(record))
+
+    def _ack(self, group: Group) -> None:
+        for queue in group.unacked.values():
+            while queue and queue[0].done:
+                queue.popleft().event.ack()
+
+
+def _seq(headers: Any) -> int | None:
+    for name, value in headers or ():
+        if name == SEQ_HEADER:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None

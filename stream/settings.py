@@ -1,0 +1,146 @@
+"""Settings of the live stream, from the environment (prefix PAYSENTRY_) or a `.env` file.
+
+Secrets (SASL and key passwords, the Redis URL, the account hash key) are `SecretStr`: they print as
+`**********` and are only unwrapped where a client is built.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from paysentry.contract import ACTIONS
+from paysentry.settings import EngineSettings
+
+StoreKind = Literal["auto", "memory", "rocksdb"]
+
+
+def rocksdb_available() -> bool:
+    try:
+        import rocksdict  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class StreamSettings(EngineSettings):
+    # -- Kafka ---------------------------------------------------------------------------------------
+    kafka_brokers: str = Field(default="localhost:9092", description="bootstrap servers, comma separated")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    # -- topology ------------------------------------------------------------------------------------
+    topic_prefix: str = ""
+    app_id: str = "paysentry"
+    partitions: int = Field(default=4, ge=1, le=256)
+    replication: int = Field(default=1, ge=1, description="replication factor of the topics the app creates")
+    session_timeout: float = Field(default=10.0, gt=0, description="seconds before a dead worker's partitions move")
+    shard_partitions: str = Field(default="", description='pin shards to partitions: "CN01=0,US01=1" (others hash)')
+    store: StoreKind = "auto"
+    data_dir: Path = Path("var/stream")
+    # -- the decision stage --------------------------------------------------------------------------
+    alert_action: str = "review"
+    checkpoint_events: int = Field(default=500, ge=1, description="checkpoint a partition after this many events")
+    checkpoint_seconds: float = Field(default=0.5, gt=0, description="... or after this long")
+    tick_seconds: float = Field(default=0.2, gt=0, description="how often ingest reports its progress")
+    idle_seconds: float = Field(default=1.0, ge=0, description="an inbound partition caught up this long is idle")
+    max_buffer: int = Field(default=200_000, ge=1, description="events held for event-time order per partition")
+    # -- other services ------------------------------------------------------------------------------
+    redis_url: SecretStr | None = None
+    web_port: int | None = None
+
+    @field_validator("alert_action")
+    @classmethod
+    def _known_action(cls, value: str) -> str:
+        if value not in ACTIONS:
+            raise ValueError(f"alert_action must be one of {', '.join(ACTIONS)}")
+        return value
+
+    # -- derived -------------------------------------------------------------------------------------
+    @property
+    def brokers(self) -> list[str]:
+        return [b.strip() for b in self.kafka_brokers.split(",") if b.strip()]
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.topic_prefix}{self.app_id}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def pinned_shards(self) -> dict[str, int]:
+        pinned = {}
+        for item in filter(None, (part.strip() for part in self.shard_partitions.split(","))):
+            shard, _, number = item.partition("=")
+            pinned[shard.strip()] = int(number)
+        return pinned
+
+    def partition_for_shard(self, shard: str) -> int:
+        from stream.topics import partition_for_shard
+
+        return partition_for_shard(shard, self.partitions, self.pinned_shards())
+
+    def store_url(self) -> str:
+        kind = self.store
+        if kind == "auto":
+            kind = "rocksdb" if rocksdb_available() else "memory"
+        return "rocksdb://" if kind == "rocksdb" else "memory://"
+
+    def require_hash_key(self) -> bytes:
+        if self.account_hash_key is None:
+            raise ValueError("PAYSENTRY_ACCOUNT_HASH_KEY must be set for workers (all workers share it)")
+        return self.account_hash_key.get_secret_value().encode()
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        from aiokafka.helpers import create_ssl_context
+
+        return create_ssl_context(
+            cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None,
+            certfile=str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None,
+            keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+            password=self.kafka_ssl_key_password.get_secret_value() if self.kafka_ssl_key_password else None,
+        )
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Connection options for plain aiokafka clients (producer, tail, read-back, benchmark)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.brokers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        context = self.ssl_context()
+        if context is not None:
+            kwargs["ssl_context"] = context
+        if self.kafka_security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.kafka_sasl_mechanism
+            kwargs["sasl_plain_username"] = self.kafka_sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        return kwargs
+
+    def faust_credentials(self) -> Any:
+        """Faust's broker_credentials for the same options (None for PLAINTEXT)."""
+        import faust
+
+        context = self.ssl_context()
+        if self.kafka_security_protocol.startswith("SASL"):
+            password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            return faust.SASLCredentials(
+                username=self.kafka_sasl_username or "",
+                password=password,
+                mechanism=self.kafka_sasl_mechanism,
+                ssl_context=context,
+            )
+        if context is not None:
+            return faust.SSLCredentials(context)
+        return None
