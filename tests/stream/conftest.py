@@ -147,6 +147,7 @@ def stream_rig(kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path) ->
         "PAYSENTRY_SESSION_TIMEOUT": "6",
         "PAYSENTRY_CHECKPOINT_EVENTS": "200",
         "PAYSENTRY_SHARD_PARTITIONS": "CN01=0,US01=1,DE01=2,_=3",  # three companies on three partitions
+        "PAYSENTRY_ALERTS_ENABLED": "false",  # notifications have their own test (test_alerts_agent.py)
         "PYTHONUNBUFFERED": "1",
     }
     settings = StreamSettings(
