@@ -62,6 +62,8 @@ def test_worker(compose: dict[str, Any]) -> None:
         "PAYSENTRY_REDIS_URL": "redis://redis:6379/0",
         "PAYSENTRY_SMTP_HOST": "mailpit",
         "PAYSENTRY_SMTP_PORT": "1025",
+        "PAYSENTRY_ALERTS_ROUTES_FILE": "/app/config/routes.yaml",
+        "PAYSENTRY_ACCOUNT_HASH_KEY": "${PAYSENTRY_ACCOUNT_HASH_KEY:?set PAYSENTRY_ACCOUNT_HASH_KEY to a secret}",
         "PYTHONUNBUFFERED": "1",
     }
     assert {"kafka", "redis", "mailpit"} <= set(worker["depends_on"])
