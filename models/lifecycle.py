@@ -86,7 +86,10 @@ class RedisSnapshots:
         self.previous = f"{prefix}{name}:previous"
 
     def save(self, model: CalibratedHalfSpaceTrees) -> None:
-        blob = dump_model(model, self.key)
+        self.save_blob(dump_model(model, self.key))
+
+    def save_blob(self, blob: bytes) -> None:
+        """Store an already dumped snapshot (dump on the thread that owns the model, write anywhere)."""
         pipe = self.client.pipeline(transaction=True)
         pipe.copy(self.latest, self.previous, replace=True)
         pipe.set(self.latest, blob)
