@@ -7,6 +7,7 @@ notebooks all go through `Replayer`, which owns an in-memory state store and the
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,17 +36,22 @@ class Rejected:
         return orjson.dumps({"reason": self.reason, "line": self.line, "event_id": self.event_id, "raw": self.raw})
 
 
+_CLEAR_ACCOUNT = re.compile(r'("payee_account"\s*:\s*)("(?:[^"\\]|\\.)*"?|-?\d[^,}\]\s]*)')
+
+
 def redact_raw(raw: bytes | str) -> str:
-    """The dead-letter copy of a bad event, with any clear payee account masked."""
+    """The dead-letter copy of a bad event, with any clear payee account masked, whatever its shape:
+    a well-formed event, one nested in a list, a truncated one, an account given as a number."""
     text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).rstrip("\r\n")
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return text[:2048]
+        data = None
     if isinstance(data, dict) and isinstance(data.get("payee_account"), str):
         data["payee_account"] = mask_account(data["payee_account"])
-        return orjson.dumps(data).decode()
-    return text[:2048]
+        text = orjson.dumps(data).decode()
+    masked = _CLEAR_ACCOUNT.sub(lambda m: m.group(1) + orjson.dumps(mask_account(m.group(2).strip('"'))).decode(), text)
+    return masked[:2048]
 
 
 class MemoryStore(dict[str, Entity]):

@@ -80,3 +80,21 @@ def test_decision_matches_the_decision_schema() -> None:
         severity="high", rule_hits=[RuleHit(rule_id="r", severity="high", action="hold", reason="why")],
     )  # fmt: skip
     jsonschema.validate(orjson.loads(decision.to_json()), schema)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type": "vendor.created", "event_id": "v1", "payee_account": "6222020200112233445"',  # truncated
+        '{"type": "vendor.created", "payee_account": "62220202001122',  # cut inside the account
+        '[{"type": "payment.created", "payee_account": "6222020200112233445"}]',  # not an object
+        '{"type": "payment.created", "payee_account": 6222020200112233445}',  # a number
+        '{"type": "payment.created", "payee_account": "6222020200112233445", "amount": "-1"}',
+    ],
+)
+def test_dead_letter_copies_never_hold_a_clear_account(raw: str) -> None:
+    from paysentry.replay import redact_raw
+
+    redacted = redact_raw(raw)
+    assert "62220202001122" not in redacted
+    assert "****" in redacted

@@ -1,0 +1,326 @@
+"""Benchmark of the live stream: one `paysentry worker` on a Kafka broker, end to end.
+
+    .venv/bin/python bench/stream_throughput.py [--days 10 | --events N] [--partitions 4] [--rate 200]
+                                                [--bootstrap HOST:PORT]
+
+Starts a local broker (tests/harness/kafka.py) unless --bootstrap is given, simulates a labelled stream,
+then makes three measurements, each on topics of its own (prefix `bench-<id>-<run>.`):
+
+1. steady: a worker is up; the stream is produced at --rate events/s, each record stamped with its
+   produce time (the Kafka record timestamp). A decision record's timestamp is when the worker emitted
+   it, so latency = decision timestamp - produce timestamp of the same event id (timer decisions, whose
+   event has no inbound record, are left out). Throughput = events / (last decision - first produce).
+2. backlog: the whole stream is on the broker before a fresh worker starts: events / (last decision -
+   first decision), and from the worker's start (startup, group join and table recovery included).
+3. raw client: one aiokafka consumer reads the backlog run's inbound topics and decodes every record
+   with `parse_event`, no Faust: the ceiling of the same client and decoding.
+
+Every worker and the broker it started are stopped at the end (also on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+
+from paysentry.cli import run_replay  # noqa: E402
+from paysentry.contract import parse_event  # noqa: E402
+from paysentry.simulate import SimulationConfig, write_simulation  # noqa: E402
+from stream.settings import StreamSettings  # noqa: E402
+from stream.sinks import ensure_topics  # noqa: E402
+from stream.topics import DECISIONS, INBOUND, SEQ_HEADER, key_for_record, topic_for_type  # noqa: E402
+
+HASH_KEY = "bench-key"
+READY = b"[^Worker]: Ready"
+EVENTS_PER_DAY = 400  # about what the simulator makes per day with its default vendors (a lower bound)
+
+
+# -- the stream -------------------------------------------------------------------------------------------
+
+
+def simulate(workdir: Path, days: int | None, events: int | None, seed: int) -> list[bytes]:
+    """A simulated labelled stream in event-time order (cut to `events` lines if given)."""
+    if days is None:
+        assert events is not None
+        days = max(2, math.ceil(events / EVENTS_PER_DAY) + 1)
+    out, labels = workdir / "events.jsonl", workdir / "labels.jsonl"
+    write_simulation(SimulationConfig(days=days, seed=seed), out, labels)
+    rows = [line for path in (out, labels) for line in path.read_bytes().splitlines() if line.strip()]
+    rows.sort(key=lambda line: datetime.fromisoformat(orjson.loads(line)["event_time"]))
+    return rows[:events] if events is not None else rows
+
+
+def expected_decisions(lines: list[bytes], workdir: Path) -> int:
+    """How many events `paysentry replay` decides in this stream (what the worker must emit)."""
+    path = workdir / "stream.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    decisions, _, _ = run_replay(path, workdir / "replay.jsonl", workdir / "replay.rejected", None, quiet=True)
+    return len({d.event_id for d in decisions})
+
+
+# -- processes --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    started: float  # wall clock (time.time())
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited ({self.proc.returncode}):\n{self.tail()}")
+            if READY in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {timeout:.0f}s:\n{self.tail()}")
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def worker_env(bootstrap: str, prefix: str, partitions: int, data_dir: Path, idle: float | None) -> dict[str, str]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PAYSENTRY_")},
+        "PAYSENTRY_KAFKA_BROKERS": bootstrap,
+        "PAYSENTRY_TOPIC_PREFIX": prefix,
+        "PAYSENTRY_ACCOUNT_HASH_KEY": HASH_KEY,
+        "PAYSENTRY_PARTITIONS": str(partitions),
+        "PAYSENTRY_STORE": "memory",
+        "PAYSENTRY_DATA_DIR": str(data_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if idle is not None:
+        env["PAYSENTRY_IDLE_SECONDS"] = str(idle)
+    return env
+
+
+@contextlib.contextmanager
+def running_worker(args: argparse.Namespace, bootstrap: str, prefix: str, workdir: Path) -> Iterator[Worker]:
+    log_path = workdir / f"{prefix.strip('.')}.log"
+    env = worker_env(bootstrap, prefix, args.partitions, workdir / prefix, args.idle_seconds)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from paysentry.cli import app; app()", "worker", "--loglevel", "info"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    worker = Worker(proc, log_path, time.time())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+# -- Kafka --------------------------------------------------------------------------------------------------
+
+
+async def produce(settings: StreamSettings, lines: list[bytes], rate: float) -> dict[str, int]:
+    """Publish the stream as `paysentry produce` does, at `rate` events/s (0: at once); every record's
+    timestamp is its produce time. Returns event id -> produce timestamp (ms)."""
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", linger_ms=5, enable_idempotence=True)
+    await producer.start()
+    stamps: dict[str, int] = {}
+    started = time.perf_counter()
+    try:
+        for seq, line in enumerate(lines, start=1):
+            data = orjson.loads(line)
+            now = int(time.time() * 1000)
+            stamps[data["event_id"]] = now
+            await producer.send(settings.topic(topic_for_type(data.get("type"))), line, key=key_for_record(data),
+                                headers=[(SEQ_HEADER, str(seq).encode())], timestamp_ms=now)  # fmt: skip
+            if rate > 0:
+                ahead = started + seq / rate - time.perf_counter()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return stamps
+
+
+async def collect_decisions(
+    settings: StreamSettings, expect: int, timeout: float, out: dict[str, int], worker: Worker
+) -> None:
+    """Event id -> timestamp (ms) of every decision record, until `expect` arrived or `timeout` passed."""
+    consumer = AIOKafkaConsumer(settings.topic(DECISIONS), **settings.aiokafka_kwargs(), group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
+    await consumer.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expect and time.monotonic() < deadline:
+            if worker.proc.poll() is not None:
+                raise RuntimeError(f"worker exited ({worker.proc.returncode}):\n{worker.tail()}")
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                for message in messages:
+                    out.setdefault(orjson.loads(message.value)["event_id"], message.timestamp)
+    finally:
+        await consumer.stop()
+
+
+async def raw_client(settings: StreamSettings, total: int) -> tuple[int, int, float]:
+    """Consume and decode the inbound topics with one plain aiokafka consumer: (records, bad, seconds)."""
+    consumer = AIOKafkaConsumer(*(settings.topic(t) for t in INBOUND), **settings.aiokafka_kwargs(), group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
+    key = settings.require_hash_key()
+    await consumer.start()
+    seen = bad = 0
+    try:
+        await consumer.getmany(timeout_ms=0)  # join, fetch metadata: not part of the rate
+        await consumer.seek_to_beginning()
+        started = time.perf_counter()
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=2000, max_records=5000)
+            if not batch:
+                break
+            for messages in batch.values():
+                for message in messages:
+                    try:
+                        parse_event(message.value, account_key=key)
+                    except ValueError:
+                        bad += 1
+                    seen += 1
+        return seen, bad, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+# -- runs ---------------------------------------------------------------------------------------------------
+
+
+def quantile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else (values[0] if values else math.nan)
+
+
+def steady_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: list[bytes], expect: int,
+               workdir: Path) -> None:  # fmt: skip
+    settings = settings_for(bootstrap, prefix, args.partitions)
+    asyncio.run(ensure_topics(settings))
+    with running_worker(args, bootstrap, prefix, workdir) as worker:
+        worker.wait_ready()
+        decided: dict[str, int] = {}
+
+        async def both() -> dict[str, int]:
+            collector = asyncio.create_task(collect_decisions(settings, expect, args.timeout, decided, worker))
+            stamps = await produce(settings, lines, args.rate)
+            await collector
+            return stamps
+
+        stamps = asyncio.run(both())
+    latencies = [float(decided[e] - stamps[e]) for e in decided if e in stamps]
+    first, last = min(stamps.values()), max(decided.values(), default=0)
+    produced_for = (max(stamps.values()) - first) / 1000
+    print(f"steady           {len(lines):,} events produced at {args.rate:,.0f}/s (took {produced_for:,.1f}s), "
+          f"{len(decided):,}/{expect:,} decisions")  # fmt: skip
+    print(f"  end to end     {len(lines) / max((last - first) / 1000, 1e-9):,.0f} events/s "
+          f"(first produce -> last decision {(last - first) / 1000:,.1f}s)")  # fmt: skip
+    print(
+        f"  latency        p50 {quantile(latencies, 50):,.0f} ms, p99 {quantile(latencies, 99):,.0f} ms, "
+        f"max {max(latencies, default=math.nan):,.0f} ms (produce -> decision record, {len(latencies):,} events)"
+    )
+
+
+def backlog_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: list[bytes], expect: int,
+                workdir: Path) -> StreamSettings:  # fmt: skip
+    settings = settings_for(bootstrap, prefix, args.partitions)
+    asyncio.run(ensure_topics(settings))
+    asyncio.run(produce(settings, lines, 0.0))
+    with running_worker(args, bootstrap, prefix, workdir) as worker:
+        decided: dict[str, int] = {}
+        asyncio.run(collect_decisions(settings, expect, args.timeout, decided, worker))
+        started = worker.started
+    first, last = min(decided.values(), default=0), max(decided.values(), default=0)
+    print(f"backlog          {len(lines):,} events on the broker before the worker starts, "
+          f"{len(decided):,}/{expect:,} decisions")  # fmt: skip
+    print(f"  worker         {len(lines) / max((last - first) / 1000, 1e-9):,.0f} events/s "
+          f"(first -> last decision {(last - first) / 1000:,.1f}s)")  # fmt: skip
+    print(f"  with startup   {len(lines) / max(last / 1000 - started, 1e-9):,.0f} events/s "
+          f"(worker start -> last decision {last / 1000 - started:,.1f}s)")  # fmt: skip
+    return settings
+
+
+def settings_for(bootstrap: str, prefix: str, partitions: int) -> StreamSettings:
+    return StreamSettings(kafka_brokers=bootstrap, topic_prefix=prefix, partitions=partitions,
+                          account_hash_key=HASH_KEY)  # type: ignore[arg-type]  # fmt: skip
+
+
+@contextlib.contextmanager
+def broker(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
+    if args.bootstrap:
+        yield args.bootstrap
+        return
+    from tests.harness.kafka import start_kafka
+
+    with start_kafka(workdir) as started:
+        yield started.bootstrap
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--days", type=int, help="simulated days (default 10)")
+    size.add_argument("--events", type=int, help="the first N events of a long enough simulation")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=200.0, help="steady run: events per second")
+    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument("--idle-seconds", type=float, help="PAYSENTRY_IDLE_SECONDS of the workers (default: theirs)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--timeout", type=float, default=600.0, help="per run: give up waiting for decisions")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # aiokafka's retries right after topic creation are noise here
+    if args.days is None and args.events is None:
+        args.days = 10
+
+    with tempfile.TemporaryDirectory(prefix="paysentry-bench-") as tmp:
+        workdir = Path(tmp)
+        lines = simulate(workdir, args.days, args.events, args.seed)
+        expect = expected_decisions(lines, workdir)
+        print(f"machine          {os.cpu_count()} cores, {platform.machine()}, python {platform.python_version()}, "
+              f"{platform.system()} {platform.release()}")  # fmt: skip
+        print(f"stream           {len(lines):,} events ({args.days or '-'} days, seed {args.seed}), "
+              f"{expect:,} decisions in replay, {args.partitions} partitions")  # fmt: skip
+        run_id = uuid.uuid4().hex[:8]
+        with broker(args, workdir) as bootstrap:
+            steady_run(args, bootstrap, f"bench-{run_id}-steady.", lines, expect, workdir)
+            settings = backlog_run(args, bootstrap, f"bench-{run_id}-backlog.", lines, expect, workdir)
+            seen, bad, seconds = asyncio.run(raw_client(settings, len(lines)))
+            print(f"raw aiokafka     {seen / seconds:,.0f} events/s consumed + parse_event, no Faust "
+                  f"({seen:,} records, {bad} refused, {seconds:,.2f}s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
