@@ -49,8 +49,6 @@ NUDGE = "ingest.ticks"
 Send = Callable[..., Any]
 
 
-# A `payee_account` value still in clear after `redact_raw`, which masks it only in a whole JSON object
-# with a string account: a truncated record, an event inside a list, a number, a nested copy.
 def redact(raw: bytes) -> str:
     """The dead-letter copy of a bad record: no payee account in clear, whatever shape the record has."""
     return redact_raw(raw)
