@@ -5,27 +5,31 @@
          └─ deadletter ◄────┘ routes table (payment -> shard)           └─ shard-state table
 
 `create_app(settings)` builds everything for one worker; `paysentry worker` runs it. Alert handling
-(routing, grouping, notifications) reads the `alerts` topic; a module `stream/alerts_agent.py` with a
-`register_alerts(stream_app)` function is attached to the same app when it exists.
+(routing, grouping, notifications) reads the `alerts` topic (stream/alerts_agent.py); the online model is
+restored from and saved to Redis snapshots (stream/model_snapshots.py).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
+from intervaltree import IntervalTree
 
 from paysentry.core import Engine
 from paysentry.rulebook import load_rulebook
+from stream.alerts_agent import register_alerts
 from stream.decide import DecisionStage
 from stream.ingest import NUDGE, IngestStage
+from stream.model_snapshots import register_model_snapshots
 from stream.settings import StreamSettings
-from stream.sinks import OutputReader
+from stream.sinks import BrokerOffsets, OutputReader
 from stream.topics import DEADLETTER, ENGINE, INBOUND
 
 log = logging.getLogger(__name__)
@@ -110,18 +114,28 @@ def create_app(settings: StreamSettings, *, fault: str | None = None, engine: En
         checkpoint_seconds=settings.checkpoint_seconds, max_buffer=settings.max_buffer, fault=fault,
     )  # fmt: skip
 
+    clock = _ProgressClock(app, settings, nudges)
+    guard = _DeliveryGuard(app, settings, {settings.topic(n) for n in (*INBOUND, NUDGE, ENGINE)})
+    nudge_topic = settings.topic(NUDGE)
+
     @app.agent(inbound, name="ingest")
     async def ingest_agent(stream: Any) -> None:
         async for event in stream.noack().events():
+            if not await guard.admit(event):
+                continue
+            if event.message.topic == nudge_topic and clock.stale(event.value):
+                event.ack()  # a nudge of an earlier assignment: its start offsets are not this owner's
+                continue
             await ingest.handle(event)
 
     @app.agent(engine_topic, name="decide")
     async def decide_agent(stream: Any) -> None:
         async for event in stream.noack().events():
-            await decide.handle(event)
+            if await guard.admit(event):
+                await decide.handle(event)
 
-    clock = _ProgressClock(app, settings, nudges)
     app.timer(interval=settings.tick_seconds, name="progress")(clock.tick)
+    app.timer(interval=1.0, name="delivery-watch")(guard.watch)
 
     @app.timer(interval=10.0, name="status")
     async def _status() -> None:
@@ -131,9 +145,11 @@ def create_app(settings: StreamSettings, *, fault: str | None = None, engine: En
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _shutdown(sender: Any, **kwargs: Any) -> None:
         await clock.close()
+        await guard.close()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        guard.install()
         by_topic = _partitions_by_topic(assigned, prefix)
         ingest.assigned(by_topic.get(NUDGE, set()))
         decide.assigned(by_topic.get(ENGINE, set()))
@@ -143,17 +159,14 @@ def create_app(settings: StreamSettings, *, fault: str | None = None, engine: En
     async def _revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         by_topic = _partitions_by_topic(revoked, prefix)
         clock.forget(revoked)
+        guard.forget(revoked)
         await ingest.forget(by_topic.get(NUDGE, set()))
         await decide.forget(by_topic.get(ENGINE, set()))
         await flush()  # what the stages wrote for the revoked partitions is on the broker for the next owner
 
     result = StreamApp(app, settings, ingest, decide)
-    try:
-        from stream.alerts_agent import register_alerts
-    except ImportError:
-        pass
-    else:
-        register_alerts(result)
+    register_alerts(result)
+    register_model_snapshots(result, settings.redis_url.get_secret_value() if settings.redis_url else None)
     return result
 
 
@@ -186,17 +199,32 @@ class _ProgressClock:
     and where this owner started in them (the committed offsets): a group is idle when it has processed
     up to the high-water mark of every inbound partition. The nudge goes through the ingest agent's own
     input, so the agent handles it between records, in the context of the group's partition. (Offsets
-    are asked with a client of its own: Faust's consumer thread answers only between two fetches.)"""
+    are asked with a client of its own: Faust's consumer thread answers only between two fetches.)
+
+    Each nudge carries the consumer-group generation it was computed in. After a rebalance the owner of a
+    group reads `ingest.ticks` again from its committed offset, so the first nudges it meets are the
+    previous assignment's, whose start offsets are where *that* owner started: adopted, they would make a
+    group whose inbound partitions were already consumed wait forever for records it will never be given
+    (its position would stay below the high-water mark), and with it the watermark of every decision
+    partition. `stale` recognises them; a tick that a rebalance overtakes is not sent."""
 
     def __init__(self, app: faust.App, settings: StreamSettings, nudges: Any) -> None:
         self.app, self.settings, self.nudges = app, settings, nudges
         self.starts: dict[TopicPartition, int] = {}
-        self.probe: AIOKafkaConsumer | None = None
-        self.admin: AIOKafkaAdminClient | None = None
+        self.generation = -1  # the consumer-group generation `starts` belong to
+        self.offsets = BrokerOffsets(settings)
 
     def forget(self, revoked: set[Any]) -> None:
         for tp in revoked:
             self.starts.pop(TopicPartition(tp.topic, tp.partition), None)
+
+    def stale(self, value: Any) -> bool:
+        """A nudge computed before this worker's current assignment."""
+        data = orjson.loads(value) if isinstance(value, bytes | str) else value
+        return int(data.get("generation", -1)) < self.app.consumer_generation_id
+
+    def _overtaken(self, generation: int) -> bool:
+        return bool(self.app.rebalancing) or self.app.consumer_generation_id != generation
 
     async def tick(self) -> None:
         try:
@@ -205,29 +233,31 @@ class _ProgressClock:
             log.info("progress tick skipped: %r", exc)
 
     async def close(self) -> None:
-        if self.probe is not None:
-            await self.probe.stop()
-        if self.admin is not None:
-            await self.admin.close()
+        await self.offsets.close()
 
     async def _tick(self) -> None:
+        generation = self.app.consumer_generation_id
         if self.app.rebalancing:
             return
-        if self.probe is None:
-            probe = AIOKafkaConsumer(**self.settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False)
-            await probe.start()
-            self.probe = probe
+        if generation != self.generation:  # committed offsets read in an earlier generation are outdated
+            self.starts.clear()
+            self.generation = generation
         nudge_topic = self.settings.topic(NUDGE)
         groups = sorted({tp.partition for tp in self.app.consumer.assignment() if tp.topic == nudge_topic})
         if not groups:
             return
         tps = [TopicPartition(self.settings.topic(t), g) for g in groups for t in INBOUND]
-        highwaters = await self.probe.end_offsets(tps)
+        highwaters = await self.offsets.end(tps)
         missing = [tp for tp in tps if tp not in self.starts]
         if missing:
-            await self._load_starts(missing)
+            starts = await self.offsets.resume_points(missing)
+            if self._overtaken(generation):
+                return
+            self.starts.update(starts)
         for group in groups:
-            record: dict[str, dict[str, int]] = {"highwater": {}, "start": {}}
+            if self._overtaken(generation):
+                return  # the rest is for the next owners, with their own start offsets
+            record: dict[str, Any] = {"generation": generation, "highwater": {}, "start": {}}
             for topic in INBOUND:
                 tp = TopicPartition(self.settings.topic(topic), group)
                 if tp in highwaters:
@@ -236,16 +266,120 @@ class _ProgressClock:
                     record["start"][topic] = self.starts[tp]
             await self.nudges.send(key=None, value=orjson.dumps(record), partition=group)
 
-    async def _load_starts(self, tps: list[TopicPartition]) -> None:
-        assert self.probe is not None
-        if self.admin is None:
-            admin = AIOKafkaAdminClient(**self.settings.aiokafka_kwargs())
-            await admin.start()
-            self.admin = admin
-        committed = await self.admin.list_consumer_group_offsets(self.settings.group_id, partitions=tps)
-        earliest = await self.probe.beginning_offsets(tps)
+
+class _NoGaps(defaultdict[Any, IntervalTree]):
+    """Faust's consumer counts offsets it skipped over as acknowledged ("gaps": transaction markers,
+    compacted records). The agents' topics have neither: there a skip is Faust delivering a record from
+    before a seek, and counting the skipped records as acknowledged would let a commit pass records the
+    stages still hold. For those topics the gaps Faust notes are forgotten."""
+
+    def __init__(self, topics: set[str], existing: dict[Any, IntervalTree]) -> None:
+        super().__init__(IntervalTree, {tp: tree for tp, tree in existing.items() if tp.topic not in topics})
+        self.topics = topics
+
+    def __missing__(self, tp: Any) -> IntervalTree:
+        if tp.topic in self.topics:
+            return IntervalTree()  # not stored: what Faust adds to it is dropped
+        return super().__missing__(tp)
+
+
+class _DeliveryGuard:
+    """Hands each input partition to the stages exactly once and in offset order, from where the group
+    resumes it (the committed offset), in every generation of the consumer group.
+
+    faust-streaming 0.15.3 does not quite: around a rebalance it can deliver records from before its seek
+    to the committed offsets (below them: already covered by a checkpoint), deliver records twice, or skip
+    some (a stale read offset, set by a fetch that straddled the rebalance, makes its consumer drop them
+    as already read). A record below the next offset due is dropped (the stage has it, or a checkpoint
+    covers it); a record past it makes the guard seek the partition back to the next offset due through
+    Faust's consumer, which also resets Faust's read offset; a partition with records waiting and none
+    delivered for `stall_seconds` is sought back the same way. Dropped records are not acknowledged, so
+    nothing is committed past a record the stages have not seen."""
+
+    def __init__(self, app: faust.App, settings: StreamSettings, topics: set[str]) -> None:
+        self.app, self.topics, self.stall = app, topics, settings.stall_seconds
+        self.offsets = BrokerOffsets(settings)
+        self.next: dict[TopicPartition, int] = {}
+        self.moved: dict[TopicPartition, float] = {}  # when a record was last handed over
+        self.sought: dict[TopicPartition, float] = {}  # when the partition was last sought back
+        self.epoch = 0  # bumped on revocation: a lookup begun before it is void
+
+    def install(self) -> None:
+        consumer: Any = self.app.consumer
+        if not isinstance(consumer._gap, _NoGaps):
+            consumer._gap = _NoGaps(self.topics, consumer._gap)
+
+    def forget(self, revoked: set[Any]) -> None:
+        self.epoch += 1
+        for tp in revoked:
+            key = TopicPartition(tp.topic, tp.partition)
+            self.next.pop(key, None)
+            self.moved.pop(key, None)
+            self.sought.pop(key, None)
+
+    async def close(self) -> None:
+        await self.offsets.close()
+
+    async def admit(self, event: Any) -> bool:
+        message = event.message
+        tp = TopicPartition(message.topic, message.partition)
+        expected = self.next.get(tp)
+        if expected is None:
+            await self._start([tp])
+            expected = self.next.get(tp)
+            if expected is None:
+                return False  # not (or no longer) assigned here
+        if message.offset == expected:
+            self.next[tp] = expected + 1
+            self.moved[tp] = time.monotonic()
+            return True
+        if message.offset > expected and time.monotonic() - self.sought.get(tp, float("-inf")) >= 1.0:
+            log.warning("%s-%s: offset %s delivered, %s due: seeking back", tp.topic, tp.partition,
+                        message.offset, expected)  # fmt: skip
+            await self._seek(tp, expected)
+        return False
+
+    async def watch(self) -> None:
+        """Seek back a partition that has records waiting and delivers none."""
+        try:
+            if self.app.rebalancing:
+                return
+            consumer: Any = self.app.consumer
+            tps = [TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self.topics]
+            await self._start([tp for tp in tps if tp not in self.next])
+            now = time.monotonic()
+            quiet = [tp for tp in tps if tp in self.next and now - max(self.moved.get(tp, now),
+                     self.sought.get(tp, float("-inf"))) >= self.stall]  # fmt: skip
+            if not quiet:
+                return
+            ends = await self.offsets.end(quiet)
+            for tp in quiet:
+                expected = self.next.get(tp)
+                if expected is not None and ends.get(tp, 0) > expected and not self.app.rebalancing:
+                    log.warning("%s-%s: %s records waiting from offset %s, none delivered for %.0fs: seeking back",
+                                tp.topic, tp.partition, ends[tp] - expected, expected, self.stall)  # fmt: skip
+                    await self._seek(tp, expected)
+        except Exception as exc:  # a rebalance or a broker hiccup: the next round tries again
+            log.info("delivery watch skipped: %r", exc)
+
+    async def _start(self, tps: list[TopicPartition]) -> None:
+        """The next offset due of partitions new in this generation: where the group resumes them."""
+        if not tps:
+            return
+        epoch = self.epoch
+        points = await self.offsets.resume_points(tps)
+        assigned = {TopicPartition(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+        if epoch != self.epoch:
+            return  # revoked meanwhile
+        now = time.monotonic()
         for tp in tps:
-            meta = committed.get(tp)
-            offset = meta.offset if meta is not None and meta.offset >= 0 else earliest.get(tp)
-            if offset is not None:
-                self.starts[tp] = offset
+            if tp in points and tp in assigned and tp not in self.next:
+                self.next[tp] = points[tp]
+                self.moved[tp] = now
+
+    async def _seek(self, tp: TopicPartition, offset: int) -> None:
+        self.sought[tp] = time.monotonic()
+        try:
+            await self.app.consumer.seek_wait({tp: offset})
+        except Exception as exc:  # revoked meanwhile: the next owner starts from the committed offset
+            log.info("seek %s-%s -> %s failed: %r", tp.topic, tp.partition, offset, exc)

@@ -52,6 +52,7 @@ class StreamSettings(EngineSettings):
     checkpoint_seconds: float = Field(default=0.5, gt=0, description="... or after this long")
     tick_seconds: float = Field(default=0.2, gt=0, description="how often ingest reports its progress")
     idle_seconds: float = Field(default=1.0, ge=0, description="an inbound partition caught up this long is idle")
+    stall_seconds: float = Field(default=5.0, gt=0, description="records waiting, none delivered this long: re-read")
     max_buffer: int = Field(default=200_000, ge=1, description="events held for event-time order per partition")
     # -- other services ------------------------------------------------------------------------------
     redis_url: SecretStr | None = None

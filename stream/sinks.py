@@ -109,3 +109,46 @@ async def read_topic(
                     yield message
     finally:
         await consumer.stop()
+
+
+class BrokerOffsets:
+    """Offsets asked of the broker with clients of their own (Faust's consumer thread answers only
+    between two fetches, and not in the middle of a rebalance)."""
+
+    def __init__(self, settings: StreamSettings) -> None:
+        self.settings = settings
+        self._probe: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def probe(self) -> AIOKafkaConsumer:
+        if self._probe is None:
+            probe = AIOKafkaConsumer(**self.settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False)
+            await probe.start()
+            self._probe = probe
+        return self._probe
+
+    async def end(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict(await (await self.probe()).end_offsets(tps))
+
+    async def resume_points(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Where the group resumes each partition: its committed offset, or the earliest one when it has
+        none or it was deleted (`auto_offset_reset="earliest"`)."""
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(**self.settings.aiokafka_kwargs())
+            await admin.start()
+            self._admin = admin
+        committed = await self._admin.list_consumer_group_offsets(self.settings.group_id, partitions=tps)
+        earliest = await (await self.probe()).beginning_offsets(tps)
+        points: dict[TopicPartition, int] = {}
+        for tp in tps:
+            meta = committed.get(tp)
+            offset = meta.offset if meta is not None and meta.offset >= 0 else earliest.get(tp)
+            if offset is not None:
+                points[tp] = max(offset, earliest.get(tp, 0))
+        return points
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            await self._probe.stop()
+        if self._admin is not None:
+            await self._admin.close()
