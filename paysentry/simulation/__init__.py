@@ -1,6 +1,6 @@
 """The synthetic ERP payment-stream simulator (see `paysentry.simulate` for what it produces)."""
 
-from paysentry.simulation.anomalies import normalise_invoice
+from models.features import normalise_invoice  # the core's: the simulator's duplicates must match it
 from paysentry.simulation.config import (
     DEFAULT_COMPANIES,
     TYPOLOGIES,

@@ -7,7 +7,6 @@ suitable payment or vendor, and is then simply tried again on another day.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
@@ -26,12 +25,6 @@ from paysentry.simulation.world import (
 )
 
 _SMALL_CHANNELS = frozenset({"alipay", "wechat_pay", "card", "check"})
-
-
-def normalise_invoice(invoice_id: str) -> str:
-    """How a duplicate check should compare invoice references: 'inv 88812' == 'INV-0088812'."""
-    text = re.sub(r"[^0-9A-Z]", "", invoice_id.upper()).removeprefix("INV")
-    return text.lstrip("0") or "0"
 
 
 def invoice_variant(sim: Simulation, invoice_id: str) -> str:
