@@ -18,7 +18,7 @@ demo: $(STAMP)
 services:
 	bash .ci/install-services
 
-test: $(STAMP) services
+test: $(STAMP) services lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
