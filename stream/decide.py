@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import os
 import signal
 import time
@@ -43,8 +44,10 @@ from models.features import epoch
 from paysentry.contract import Decision, Event, action_rank
 from paysentry.core import Engine
 from paysentry.state import Entity, PaymentRecord, decode_entity, encode_entity, key_for, shard_of
+from paysentry.windows import DAY
 from stream.topics import ALERTS, DECISIONS, EVENT_ID_HEADER, Routed, Tick, decode_envelope
 
+log = logging.getLogger(__name__)
 CHECKPOINT_KEY = "~ckpt/{partition}"
 CHUNK_KEY = "~ckpt/{partition}/{slot}/{number}"  # two slots: a new checkpoint never overwrites the last one
 CHUNK_BYTES = 256 * 1024
@@ -60,17 +63,15 @@ class _Pending:
 class TableView:
     """The core's StateStore over the table: reads see unsaved writes; writes wait for a checkpoint."""
 
-    def __init__(self, table: Any, dirty: dict[str, Entity], prefix: str = "") -> None:
+    def __init__(self, table: Any, dirty: dict[str, Entity | None], prefix: str = "") -> None:
         self.table, self.dirty, self.prefix = table, dirty, prefix
 
     def get(self, key: str) -> Entity | None:
         key = self.prefix + key
-        entity = self.dirty.get(key)
-        if entity is None:
-            raw = self.table.get(key)
-            if raw is not None:
-                entity = decode_entity(raw)
-        return entity
+        if key in self.dirty:
+            return self.dirty[key]  # None: deleted by a sweep, not yet checkpointed
+        raw = self.table.get(key)
+        return decode_entity(raw) if raw else None
 
     def __setitem__(self, key: str, value: Entity) -> None:
         self.dirty[self.prefix + key] = value
@@ -80,7 +81,7 @@ class TableView:
 class PartitionState:
     index: int
     table: Any
-    dirty: dict[str, Entity] = field(default_factory=dict)
+    dirty: dict[str, Entity | None] = field(default_factory=dict)  # None: to be deleted
     buffer: list[tuple[tuple[int, int, int, int], int, Routed, _Pending]] = field(default_factory=list)
     unacked: deque[_Pending] = field(default_factory=deque)
     awaiting: list[_Pending] = field(default_factory=list)  # processed, not yet checkpointed
@@ -97,6 +98,7 @@ class PartitionState:
     checkpoints: int = 0
     generation: int = 0
     last_checkpoint: float = field(default_factory=time.monotonic)
+    next_sweep: int = 0  # event time of the next sweep of finished payments
 
     def __post_init__(self) -> None:
         self.store = TableView(self.table, self.dirty)
@@ -199,7 +201,28 @@ class DecisionStage:
             if event.payment_id:
                 self._schedule(state, event.payment_id, routed.shard)
         state.processed += 1
+        if epoch(event.event_time) >= state.next_sweep:
+            self._sweep(state, epoch(event.event_time))
         await self._emit(state, decisions)
+
+    def _sweep(self, state: PartitionState, now: int) -> None:
+        """Forget finished payments older than the longest window, as replay does: state stays bounded.
+        The deletions are written (as table tombstones) by the next checkpoint, like any other change."""
+        state.next_sweep = now + DAY
+        keys = {k for k in self.table.keys() if "/p:" in k} | {k for k in state.dirty if "/p:" in k}  # noqa: SIM118
+        swept = 0
+        for key in keys:
+            shard = shard_of(key)
+            if shard is None or shard.startswith(("~", "#")) or self.partition_of(shard) != state.index:
+                continue
+            record = state.store.get(key)
+            if isinstance(record, PaymentRecord) and self.engine.expired(record, now):
+                state.dirty[key] = None
+                if record.payment_id:
+                    state.scheduled.pop(record.payment_id, None)
+                swept += 1
+        if swept:
+            log.info("partition %d: swept %d finished payments older than the longest window", state.index, swept)
 
     # -- timers (as paysentry.replay.Replayer, per partition) -------------------------------------
     def _advance(self, state: PartitionState, now: int) -> list[Decision]:
@@ -257,7 +280,8 @@ class DecisionStage:
             if metadata is not None and not state.emitted[topic]:
                 state.out_next[topic] = max(state.out_next.get(topic, 0), metadata.offset + 1)
         state.sent.clear()
-        entities = {key: encode_entity(entity) for key, entity in state.dirty.items()}
+        # an empty value is a deletion (a swept payment)
+        entities = {key: encode_entity(entity) if entity is not None else b"" for key, entity in state.dirty.items()}
         generation = state.generation = state.generation + 1
         chunks = _chunks(entities)
         for number, chunk in enumerate(chunks):
@@ -270,11 +294,11 @@ class DecisionStage:
         if self._fault_armed("redo", state) or self._fault_armed("state", state):
             half = len(entities) // 2 if self.fault_point == "state" else 0
             for key in list(entities)[:half]:
-                self.table[key] = entities[key]
+                _write(self.table, key, entities[key])
             await self.flush()
             self._fault(self.fault_point, state)
         for key, value in entities.items():
-            self.table[key] = value
+            _write(self.table, key, value)
         await self.flush()
         state.dirty.clear()
         for pending in state.awaiting:
@@ -301,15 +325,15 @@ class DecisionStage:
                 assert chunk["gen"] == header["gen"], "a checkpoint's chunks precede its header in the changelog"
                 for key, value in chunk["entities"].items():
                     encoded = value.encode()
-                    if self.table.get(key) != encoded:
-                        self.table[key] = encoded  # finish a checkpoint cut short
+                    if (self.table.get(key) or b"") != encoded:
+                        _write(self.table, key, encoded)  # finish a checkpoint cut short
         for topic in (DECISIONS, ALERTS):
             state.emitted[topic] = await self.read_back(topic, partition, state.out_next.get(topic, 0))
         for key, value in list(self.table.items()):
             shard = shard_of(key)
             if shard is None or shard.startswith(("~", "#")) or self.partition_of(shard) != partition:
                 continue
-            if key[len(shard) + 1 :].startswith(PaymentRecord.prefix + ":"):
+            if value and key[len(shard) + 1 :].startswith(PaymentRecord.prefix + ":"):
                 record_entity = decode_entity(value)
                 if isinstance(record_entity, PaymentRecord) and record_entity.payment_id:
                     self._schedule(state, record_entity.payment_id, shard)
@@ -322,6 +346,14 @@ class DecisionStage:
     def _fault(self, point: str, state: PartitionState) -> None:
         if self._fault_armed(point, state):
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _write(table: Any, key: str, value: bytes) -> None:
+    """A table write; an empty value deletes the key (a tombstone in the changelog)."""
+    if value:
+        table[key] = value
+    elif key in table:
+        del table[key]
 
 
 def _chunks(entities: dict[str, bytes]) -> list[dict[str, bytes]]:
