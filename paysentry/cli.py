@@ -134,8 +134,10 @@ def demo(
     decisions, rejected, rate = run_replay(events_path, out, workdir / "decisions.jsonl.rejected", rules)
     print_summary(decisions, rejected, rate)
     labels = [orjson.loads(line) for line in load_lines(labels_path) if line.strip()]
-    print_demo_report(decisions, labels, Console())
-    print_alert_summary(decisions, Console())
+    # The report's tables read badly when folded into 80 columns (pipes, CI logs): give them room.
+    report = Console(width=max(Console().width, 140))
+    print_demo_report(decisions, labels, report)
+    print_alert_summary(decisions, report)
     console.print(f"files in {workdir}/: events.jsonl, labels.jsonl, decisions.jsonl")
 
 
