@@ -34,9 +34,10 @@ class RuleContext:
 
 
 class RulesetLike(Protocol):
-    """What the core needs from a compiled ruleset."""
+    """What the core needs from a compiled ruleset (or a holder that swaps rulesets on reload)."""
 
-    version: str
+    @property
+    def version(self) -> str: ...
 
     def company(self, company_code: str | None) -> CompanyParams: ...
 

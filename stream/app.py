@@ -23,7 +23,9 @@ from aiokafka import TopicPartition
 from intervaltree import IntervalTree
 
 from paysentry.core import Engine
-from paysentry.rulebook import load_rulebook
+from rules.loader import DEFAULT_RULES_DIR
+from rules.reload import RulesHolder
+from rules.signal import ReloadListener
 from stream.alerts_agent import register_alerts
 from stream.decide import DecisionStage
 from stream.ingest import NUDGE, IngestStage
@@ -53,6 +55,19 @@ def _raw_topic(app: faust.App, settings: StreamSettings, *names: str, **options:
         partitions=settings.partitions,
         **options,
     )
+
+
+def live_rules(settings: StreamSettings) -> RulesHolder:
+    """The worker's rules: reloaded when the files change (polled), or at once when `paysentry rules
+    reload` publishes the signal on Redis, so every worker switches together. A ruleset that fails
+    `check` is refused and the last good one keeps running; every load is in the audit log."""
+    holder = RulesHolder(settings.rules_path or DEFAULT_RULES_DIR, audit_log=settings.data_dir / "rules-audit.jsonl")
+    holder.start()
+    if settings.redis_url is not None:
+        import redis
+
+        ReloadListener(redis.Redis.from_url(settings.redis_url.get_secret_value()), holder).start()
+    return holder
 
 
 def create_app(settings: StreamSettings, *, fault: str | None = None, engine: Engine | None = None) -> StreamApp:
@@ -107,7 +122,7 @@ def create_app(settings: StreamSettings, *, fault: str | None = None, engine: En
         idle_after=settings.idle_seconds,
     )  # fmt: skip
     decide = DecisionStage(
-        engine=engine or Engine(load_rulebook(settings.rules_path)), table=state_table,
+        engine=engine or Engine(live_rules(settings)), table=state_table,
         partitions=settings.partitions, partition_of=settings.partition_for_shard,
         alert_action=settings.alert_action, send=send_output, flush=flush,
         read_back=reader.event_ids, checkpoint_events=settings.checkpoint_events,
