@@ -77,7 +77,7 @@ def expected_decisions(lines: list[bytes], workdir: Path) -> int:
     """How many events `paysentry replay` decides in this stream (what the worker must emit)."""
     path = workdir / "stream.jsonl"
     path.write_bytes(b"".join(line + b"\n" for line in lines))
-    decisions, _, _ = run_replay(path, workdir / "replay.jsonl", workdir / "replay.rejected", None, quiet=True)
+    decisions, _, _, _ = run_replay(path, workdir / "replay.jsonl", workdir / "replay.rejected", None, quiet=True)
     return len({d.event_id for d in decisions})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import orjson
 import typer
@@ -40,10 +40,15 @@ def simulate(
     console.print(f"wrote [bold]{events}[/] events to {out} and [bold]{labelled}[/] labels to {labels}")
 
 
-def run_replay(
-    events_path: Path, out: Path, rejected_path: Path, rules: Path | None, quiet: bool = False
-) -> tuple[list[Decision], list[Rejected], float]:
-    """Replay a file through the core; return the decisions, the rejected lines and events/second."""
+class ReplayRun(NamedTuple):
+    decisions: list[Decision]
+    rejected: list[Rejected]
+    rate: float  # events per second
+    events: int  # lines read, valid or not
+
+
+def run_replay(events_path: Path, out: Path, rejected_path: Path, rules: Path | None, quiet: bool = False) -> ReplayRun:
+    """Replay a file through the core: its decisions, the rejected lines, events/second, events read."""
     settings = EngineSettings()
     ruleset = load_rulebook(rules)
     engine = Engine(ruleset)
@@ -72,7 +77,7 @@ def run_replay(
                 sink.write(decision.to_json() + b"\n")
         progress.update(task, completed=len(items))
     elapsed = time.perf_counter() - started
-    return decisions, rejected, len(items) / elapsed if elapsed else 0.0
+    return ReplayRun(decisions, rejected, len(items) / elapsed if elapsed else 0.0, len(items))
 
 
 def _progress(quiet: bool) -> Progress:
@@ -92,14 +97,15 @@ def replay(
 ) -> None:
     """Run the engine over a file of events in event-time order and write one decision per scored event."""
     dead_letter = dead_letter or out.with_name(out.name + ".rejected")
-    decisions, rejected, rate = run_replay(events, out, dead_letter, rules, quiet)
-    print_summary(decisions, rejected, rate)
+    run = run_replay(events, out, dead_letter, rules, quiet)
+    print_summary(*run)
     console.print(f"decisions: {out}   rejected: {dead_letter}")
 
 
-def print_summary(decisions: list[Decision], rejected: list[Rejected], rate: float) -> None:
+def print_summary(decisions: list[Decision], rejected: list[Rejected], rate: float, events: int) -> None:
     counts = summary_counts(decisions)
     table = Table(title="replay summary", show_header=False)
+    table.add_row("events", f"{events:,}")
     table.add_row("decisions", f"{len(decisions):,}")
     for action in ("allow", "review", "hold", "block"):
         table.add_row(f"  {action}", f"{counts['by_action'].get(action, 0):,}")
@@ -131,8 +137,9 @@ def demo(
     n_events, n_labels = write_simulation(SimulationConfig(days=days, seed=seed), events_path, labels_path)
     console.print(f"simulated {n_events:,} events over {days} days ({n_labels} labelled anomalies)")
     out = workdir / "decisions.jsonl"
-    decisions, rejected, rate = run_replay(events_path, out, workdir / "decisions.jsonl.rejected", rules)
-    print_summary(decisions, rejected, rate)
+    run = run_replay(events_path, out, workdir / "decisions.jsonl.rejected", rules)
+    print_summary(*run)
+    decisions = run.decisions
     labels = [orjson.loads(line) for line in load_lines(labels_path) if line.strip()]
     # The report's tables read badly when folded into 80 columns (pipes, CI logs): give them room.
     report = Console(width=max(Console().width, 140))

@@ -178,7 +178,9 @@ def merge_by_time(sources: list[Path], out: Path) -> Path:
 
 
 def replay_file(path: Path, workdir: Path) -> Simulated:
-    decisions, rejected, _ = run_replay(path, workdir / "replay.jsonl", workdir / "replay.rejected", None, quiet=True)
+    decisions, rejected, _, _ = run_replay(
+        path, workdir / "replay.jsonl", workdir / "replay.rejected", None, quiet=True
+    )
     return Simulated(path, [d.model_dump(mode="json") for d in decisions],
                      [orjson.loads(r.to_json()) for r in rejected])  # fmt: skip
 

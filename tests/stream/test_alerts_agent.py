@@ -50,7 +50,7 @@ def test_worker_notifies_on_call_once_per_group(
         PAYSENTRY_TWILIO_ACCOUNT_SID=TWILIO_SID, PAYSENTRY_TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
         PAYSENTRY_TWILIO_FROM_NUMBER="+15550199", PAYSENTRY_TWILIO_API_BASE_URL=twilio_server.base_url,
     )  # fmt: skip
-    replayed, _, _ = run_replay(events, tmp_path / "replayed.jsonl", tmp_path / "rejected.jsonl", None, quiet=True)
+    replayed = run_replay(events, tmp_path / "replayed.jsonl", tmp_path / "rejected.jsonl", None, quiet=True).decisions
     expected = [d for d in replayed if d.action != "allow"]
     alerts = stream_rig.read("alerts", expect=len(expected), settle=3.0)
     assert len(alerts) == len(expected)

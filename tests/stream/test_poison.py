@@ -152,7 +152,7 @@ def test_poison_records_are_dead_lettered_and_the_rest_decided(
     # what replay makes of the bad records alone: nothing but rejections (so none is expected decided)
     bad_file = tmp_path / "bad.jsonl"
     bad_file.write_bytes(b"".join(b.value + b"\n" for b in bad if b.value and b"\n" not in b.value))
-    decisions, _, _ = run_replay(bad_file, tmp_path / "bad.decisions", tmp_path / "bad.rejected", None, quiet=True)
+    decisions, _, _, _ = run_replay(bad_file, tmp_path / "bad.decisions", tmp_path / "bad.rejected", None, quiet=True)
     assert not decisions
 
     asyncio.run(produce_mixed(stream_rig.settings, valid_lines, bad, rng))
