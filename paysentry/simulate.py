@@ -36,28 +36,12 @@ from typing import Any
 
 import orjson
 
-from paysentry.simulation import (
-    DEFAULT_COMPANIES,
-    TYPOLOGIES,
-    ChannelHabit,
-    CompanyProfile,
-    SimulationConfig,
-    anomalies,
-    everyday,
-    normalise_invoice,
-)
+from paysentry.simulation import *  # noqa: F403  (this module is the simulator's public face)
+from paysentry.simulation import SimulationConfig, anomalies, everyday
+from paysentry.simulation import __all__ as _package_names
 from paysentry.simulation.engine import Simulation
 
-__all__ = [
-    "DEFAULT_COMPANIES",
-    "TYPOLOGIES",
-    "ChannelHabit",
-    "CompanyProfile",
-    "SimulationConfig",
-    "normalise_invoice",
-    "simulate",
-    "write_simulation",
-]
+__all__ = [*_package_names, "simulate", "write_simulation"]
 
 
 def simulate(config: SimulationConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
