@@ -5,6 +5,11 @@ Shared by the rules tooling (`rules/source.py`) and the alert routes loader
 where every key, value and list item starts; a syntax error, a pydantic ValidationError or any later
 finding is turned into a `SourceError` at the place it is about. How a problem is worded stays with
 each caller.
+
+A file is refused before it is built when it could make a hostile or careless edit expensive: larger
+than `MAX_BYTES`, nested deeper than `MAX_DEPTH`, an explicit tag outside the plain YAML types (e.g.
+`!!python/object/apply`), or aliases that would expand to more than `MAX_ALIASED_NODES` nodes (a
+"billion laughs" file is a few hundred bytes but expands to 10^9 nodes in any walk of the tree).
 """
 
 from __future__ import annotations
@@ -12,13 +17,39 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import BaseConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    Event,
+    MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
+)
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.resolver import BaseResolver
+
+MAX_BYTES = 1024 * 1024
+"""Largest file read: far above any real rules, lists or routes file."""
+MAX_DEPTH = 100
+"""Deepest nesting of mappings and lists (a routes tree of 32 levels needs about 70)."""
+MAX_ALIASED_NODES = 5000
+"""How many nodes all aliases together may stand for: anchors for shared defaults stay well below."""
+_CORE_TAG = "tag:yaml.org,2002:"
+ALLOWED_TAGS = frozenset(
+    {"!", *(_CORE_TAG + name for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp"))}
+)
+"""Explicit tags a file may carry: the plain types (`!!str 10`); anything else (`!!python/...`, custom
+`!tags`) is refused rather than handed to a constructor."""
 
 Loc = tuple[Any, ...]
 """A path into a document: mapping keys and list indexes, as in a pydantic error's `loc`."""
@@ -51,19 +82,133 @@ class InvalidSource(Exception):
         return error
 
 
+def read_text(path: Path, shown: str) -> str:
+    """The UTF-8 text of `path`, reading at most MAX_BYTES (+1 to notice more): a larger file raises
+    InvalidSource at 1:1. OSError and UnicodeDecodeError are left to the caller to word."""
+    with path.open("rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise InvalidSource([SourceError(shown, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
+    return data.decode("utf-8")
+
+
+def _at(path: str, event: Event, message: str) -> InvalidSource:
+    mark = event.start_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return InvalidSource([SourceError(path, line, col, message)])
+
+
+def _show_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_CORE_TAG) if tag.startswith(_CORE_TAG) else tag
+
+
+def _check_scalar(event: ScalarEvent, path: str, resolver: BaseResolver, constructor: BaseConstructor) -> None:
+    """A scalar that is not a string (a number, a date, `!!bool x`) is built once on its own, so a value
+    the constructor rejects (a 5,000-digit integer, month 13) is refused at its own position."""
+    tag = str(event.tag if event.tag is not None else resolver.resolve(ScalarNode, event.value, event.implicit))
+    if tag in ("!", _CORE_TAG + "str"):
+        return
+    node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+    try:
+        constructor.construct_object(node, deep=True)
+    except Exception as exc:  # the constructor's own errors are ValueError, KeyError, YAMLError, ...
+        reason = str(exc).split("\n")[0][:80]
+        raise _at(path, event, f"invalid {_show_tag(tag).removeprefix('!!')} value: {reason}") from None
+
+
+@dataclass(slots=True)
+class _OpenNode:
+    """A mapping or list whose end event has not come yet."""
+
+    size: int  # nodes so far, itself included, aliases counted as what they stand for
+    anchor: str | None
+    is_mapping: bool
+    key_next: bool = True  # in a mapping: the next node is a key
+
+
+def check_events(events: Iterable[Event], path: str, yaml: YAML) -> None:
+    """Refuse (InvalidSource, positioned) a document too deep, with a foreign tag, with a scalar that
+    cannot be built, with a list or mapping as a mapping key, or whose aliases expand beyond
+    MAX_ALIASED_NODES. One pass over the parser's events, before any tree is built: the size each
+    anchor stands for is counted as its node ends, so nothing is ever expanded."""
+    open_nodes: list[_OpenNode] = []
+    anchor_sizes: dict[str, int] = {}
+    collection_anchors: set[str] = set()
+    aliased = 0
+
+    def at_key() -> bool:
+        return bool(open_nodes) and open_nodes[-1].is_mapping and open_nodes[-1].key_next
+
+    def finish(size: int, anchor: str | None) -> None:
+        if anchor:
+            anchor_sizes[anchor] = size
+        if open_nodes:
+            parent = open_nodes[-1]
+            parent.size += size
+            parent.key_next = not parent.key_next
+
+    for event in events:
+        if isinstance(event, NodeEvent) and not isinstance(event, AliasEvent):
+            tag = getattr(event, "tag", None)
+            if tag is not None and str(tag) not in ALLOWED_TAGS:
+                raise _at(
+                    path, event, f"unsupported YAML tag '{_show_tag(str(tag))}' (only plain values, lists and mappings)"
+                )
+        if isinstance(event, ScalarEvent):
+            _check_scalar(event, path, yaml.resolver, yaml.constructor)
+            finish(1, event.anchor)
+        elif isinstance(event, AliasEvent):
+            if at_key() and str(event.anchor) in collection_anchors:
+                raise _at(path, event, "a key must be a plain value, not a list or mapping")
+            size = anchor_sizes.get(str(event.anchor), 1)
+            aliased += size
+            if aliased > MAX_ALIASED_NODES:
+                raise _at(
+                    path, event, f"aliases expand to more than {MAX_ALIASED_NODES} nodes; write the values out instead"
+                )
+            finish(size, None)
+        elif isinstance(event, CollectionStartEvent):
+            if at_key():
+                raise _at(path, event, "a key must be a plain value, not a list or mapping")
+            if len(open_nodes) >= MAX_DEPTH:
+                raise _at(path, event, f"nested more than {MAX_DEPTH} levels deep")
+            open_nodes.append(_OpenNode(1, event.anchor, isinstance(event, MappingStartEvent)))
+        elif isinstance(event, CollectionEndEvent) and open_nodes:
+            node = open_nodes.pop()
+            if node.anchor:
+                collection_anchors.add(node.anchor)
+            finish(node.size, node.anchor)
+
+
 def load_yaml(text: str, path: str, describe: Callable[[MarkedYAMLError], str]) -> Any:
     """The round-trip tree of `text` (duplicate keys are refused). A syntax error raises InvalidSource
-    with one error at the problem's position (else its context's, else 1:1), worded by `describe`."""
+    with one error at the problem's position (else its context's, else 1:1), worded by `describe`; so
+    does a file over the limits checked by `check_events` (and one larger than MAX_BYTES, at 1:1)."""
+    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise InvalidSource([SourceError(path, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
+        check_events(yaml.parse(text), path, YAML(typ="rt"))
         return yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         raise InvalidSource([SourceError(path, line, col, describe(exc))]) from None
-    except YAMLError as exc:  # e.g. a control character the reader refuses: no mark to point at
-        raise InvalidSource([SourceError(path, 1, 1, f"invalid YAML: {exc}")]) from None
+    except YAMLError as exc:  # e.g. a control character the reader refuses: it has an offset, not a mark
+        offset = getattr(exc, "position", None)
+        line, col = (1, 1)
+        if isinstance(offset, int) and 0 <= offset <= len(text):
+            line = text.count("\n", 0, offset) + 1
+            col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        character = getattr(exc, "character", None)
+        if character is not None:
+            reason = f"character {character if isinstance(character, str) else chr(character)!r} is not allowed"
+        else:
+            reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise InvalidSource([SourceError(path, line, col, f"invalid YAML: {reason}")]) from None
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:  # a constructor's, not seen by check_events
+        raise InvalidSource([SourceError(path, 1, 1, f"invalid YAML value: {str(exc)[:80]}")]) from None
 
 
 def _start(node: Any) -> tuple[int, int] | None:

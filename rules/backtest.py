@@ -54,11 +54,19 @@ def read_labels(path: Path | None, events: Iterable[Event]) -> dict[str, tuple[s
             labels[event.payment_id] = (event.verdict, event.typology)
     if path is not None:
         with path.open("rb") as handle:
-            for line in handle:
-                if line.strip():
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
                     row = orjson.loads(line)
-                    if row.get("payment_id") and row.get("verdict"):
-                        labels[row["payment_id"]] = (row["verdict"], row.get("typology"))
+                except orjson.JSONDecodeError:
+                    raise ValueError(f"{path}:{number}: not a JSON line") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}:{number}: expected a JSON object")
+                payment_id, verdict = row.get("payment_id"), row.get("verdict")
+                if isinstance(payment_id, str) and isinstance(verdict, str) and payment_id and verdict:
+                    typology = row.get("typology")
+                    labels[payment_id] = (verdict, typology if isinstance(typology, str) else None)
     return labels
 
 

@@ -64,7 +64,11 @@ def reload(
 
     from rules.signal import publish_reload
 
-    receivers = publish_reload(redis.Redis.from_url(redis_url), reason)
+    try:
+        receivers = publish_reload(redis.Redis.from_url(redis_url), reason)
+    except (redis.RedisError, ValueError) as exc:  # the message names host and port, never the URL's password
+        typer.echo(f"error: cannot send the reload signal through Redis: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"reload signal sent to {receivers} worker(s)")
 
 
@@ -127,15 +131,19 @@ def backtest(
             task = progress.add_task(f"replaying ({name})", total=None)
             return lambda done, total: progress.update(task, completed=done, total=total)
 
-        report = run_backtest(
-            candidate,
-            events,
-            labels_path=labels,
-            baseline=base,
-            account_key=EngineSettings().hash_key(),
-            warmup_days=warmup,
-            progress=tracker,
-        )
+        try:
+            report = run_backtest(
+                candidate,
+                events,
+                labels_path=labels,
+                baseline=base,
+                account_key=EngineSettings().hash_key(),
+                warmup_days=warmup,
+                progress=tracker,
+            )
+        except (OSError, ValueError) as exc:  # an unreadable or malformed input file: one line, no traceback
+            typer.echo(f"backtest: {exc}", err=True)
+            raise typer.Exit(2) from None
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

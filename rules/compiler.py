@@ -10,13 +10,13 @@ when the amount is missing. A rule fires only when its condition is definitely t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
 from models.catalog import FEATURES
+from paysentry.patterns import PatternError, compile_pattern
 from rules import expr as ast
 from rules.expr import ExprError, Node
 from rules.source import did_you_mean
@@ -308,8 +308,8 @@ class Compiler:
             self.expect_kind(node.left, left, "text", f"'{node.op}'")
             assert isinstance(node.right, ast.Str)
             try:
-                pattern = re.compile(node.right.value)
-            except re.error as exc:
+                pattern = compile_pattern(node.right.value)
+            except PatternError as exc:
                 return self.bad(node.right.start, f"invalid regular expression: {exc}")
             lf, want = left.fn, node.op == "=~"
             return Compiled(

@@ -25,9 +25,39 @@ Grammar (lowest precedence first; keywords are case-sensitive, PromQL-style):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Union
+
+from rules.syntax import (
+    Arith,
+    Between,
+    Bool,
+    Call,
+    Compare,
+    In,
+    ListLit,
+    ListRef,
+    Logic,
+    Name,
+    Neg,
+    Node,
+    Not,
+    Num,
+    Range,
+    Str,
+    depth_beyond,
+)
+
+MAX_NESTING = 32
+"""Parentheses, `not`, unary minus and function calls inside one another: real rules use a handful."""
+MAX_DEPTH = 64
+"""Depth of the syntax tree (a chain `a + b + c` adds one level per operator): compiling and evaluating
+walk it recursively, so it is bounded well below Python's recursion limit."""
+MAX_LITERAL = 40
+"""Characters in a number or duration literal (a 4,300-digit integer cannot even be converted)."""
+MAX_EXPONENT = 100
+"""Largest power of ten a number literal may carry (`1e100`); beyond, decimal arithmetic overflows."""
 
 KEYWORDS = frozenset({"and", "or", "not", "in", "between", "true", "false"})
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -75,135 +105,13 @@ def tokenize(text: str) -> list[Token]:
                 raise ExprError(pos, "unexpected '=' — use '==' to compare")
             raise ExprError(pos, f"unexpected character {ch!r}")
         kind = match.lastgroup or ""
+        if kind in ("number", "duration") and match.end() - pos > MAX_LITERAL:
+            raise ExprError(pos, f"a {kind} literal is limited to {MAX_LITERAL} characters")
         if kind != "ws":
             tokens.append(Token(kind, match.group(), pos))
         pos = match.end()
     tokens.append(Token("end", "", len(text)))
     return tokens
-
-
-# -- syntax tree ------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Num:
-    value: Decimal | int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Str:
-    value: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Bool:
-    value: bool
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Name:
-    name: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Range:
-    """`vendor[2h]`: an entity and a look-back, only valid as a window function's argument."""
-
-    entity: str
-    seconds: int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    func: str
-    args: tuple[Node, ...]
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Neg:
-    operand: Node
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Arith:
-    op: str
-    left: Node
-    right: Node
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Compare:
-    op: str  # one of CMP_OPS, or "=~" / "!~"
-    left: Node
-    right: Node
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Between:
-    value: Node
-    low: Node
-    high: Node
-    negated: bool
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class ListLit:
-    items: tuple[Node, ...]
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class ListRef:
-    name: str
-    name_start: int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class In:
-    value: Node
-    items: ListLit | ListRef
-    negated: bool
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Logic:
-    op: str  # "and" | "or"
-    items: tuple[Node, ...]
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    operand: Node
-    start: int
-    end: int
-
-
-Node = Union[Num, Str, Bool, Name, Range, Call, Neg, Arith, Compare, Between, In, Logic, Not]  # noqa: UP007
 
 
 # -- parser -----------------------------------------------------------------------------------------------
@@ -212,6 +120,17 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.nesting = 0
+
+    def nested(self, start: int, parse: Callable[[], Node]) -> Node:
+        """`parse()` one level deeper; refused past MAX_NESTING, before the recursion can run away."""
+        if self.nesting >= MAX_NESTING:
+            raise ExprError(start, f"expression is nested more than {MAX_NESTING} levels deep")
+        self.nesting += 1
+        try:
+            return parse()
+        finally:
+            self.nesting -= 1
 
     @property
     def tok(self) -> Token:
@@ -241,6 +160,10 @@ class _Parser:
         node = self.or_()
         if self.tok.kind != "end":
             raise ExprError(self.tok.start, f"unexpected {self.describe(self.tok)}")
+        too_deep = depth_beyond(node, MAX_DEPTH)
+        if too_deep is not None:
+            message = f"expression is too complex: more than {MAX_DEPTH} operators inside one another"
+            raise ExprError(too_deep.start, message)
         return node
 
     def logic(self, op: str, sub: str) -> Node:
@@ -262,7 +185,7 @@ class _Parser:
     def not_(self) -> Node:
         if self.at("not"):
             start = self.take().start
-            operand = self.not_()
+            operand = self.nested(start, self.not_)
             return Not(operand, start, operand.end)
         return self.predicate()
 
@@ -338,7 +261,7 @@ class _Parser:
     def unary(self) -> Node:
         if self.tok.kind == "op" and self.tok.text == "-":
             start = self.take().start
-            operand = self.unary()
+            operand = self.nested(start, self.unary)
             if isinstance(operand, Num):
                 return Num(-operand.value, start, operand.end)
             return Neg(operand, start, operand.end)
@@ -349,6 +272,8 @@ class _Parser:
         end = tok.start + len(tok.text)
         if tok.kind == "number":
             value: Decimal | int = int(tok.text) if tok.text.isdigit() else Decimal(tok.text)
+            if isinstance(value, Decimal) and value and abs(value.adjusted()) > MAX_EXPONENT:
+                raise ExprError(tok.start, f"number {tok.text} is out of range (at most 1e{MAX_EXPONENT})")
             return Num(value, tok.start, end)
         if tok.kind == "string":
             return Str(_unquote(tok.text), tok.start, end)
@@ -357,7 +282,7 @@ class _Parser:
                 tok.start, f"a duration like '{tok.text}' only goes inside a range, e.g. vendor[{tok.text}]"
             )
         if tok.kind == "op" and tok.text == "(":
-            inner = self.or_()
+            inner = self.nested(tok.start, self.or_)
             self.expect(")")
             return inner
         if tok.kind == "name":
@@ -376,7 +301,7 @@ class _Parser:
         self.expect("(")
         args: list[Node] = []
         while not self.at(")"):
-            args.append(self.or_())
+            args.append(self.nested(name.start, self.or_))
             if not self.at(","):
                 break
             self.take()

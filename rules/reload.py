@@ -20,12 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from paysentry.audit import AuditLog
 from paysentry.contract import RuleHit
 from paysentry.params import CompanyParams
 from rules.context import RuleContext
@@ -66,6 +64,16 @@ def diff_files(old: Ruleset | None, new: Ruleset) -> list[str]:
     return sorted(n for n in names if before.get(n) != new.files.get(n))
 
 
+def _check(path: Path) -> tuple[Ruleset | None, list[RuleError]]:
+    """`check_ruleset`, where anything it raises is a refusal too: a bug or a limit the checker does not
+    know about must not end the watcher or the reload listener, and must be audited like any refusal."""
+    try:
+        return check_ruleset(path)
+    except Exception as exc:
+        log.exception("checking the rules in %s failed", path)
+        return None, [RuleError(str(path), 1, 1, f"ruleset could not be checked: {type(exc).__name__}: {exc}"[:300])]
+
+
 class RulesHolder:
     def __init__(
         self,
@@ -85,7 +93,7 @@ class RulesHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stamp = _stamp(self.path)
-        ruleset, errors = check_ruleset(self.path)
+        ruleset, errors = _check(self.path)
         if ruleset is None:
             self._audit("refused", None, None, "startup", errors)
             raise RulesLoadError(errors)
@@ -126,7 +134,7 @@ class RulesHolder:
         with self._lock:
             self._stamp = stamp
             old = self._current
-            ruleset, errors = check_ruleset(self.path)
+            ruleset, errors = _check(self.path)
             if ruleset is None:
                 self.refused += 1
                 self.last_errors = errors
@@ -199,7 +207,6 @@ class RulesHolder:
         if self.audit_log is None:
             return
         record: dict[str, Any] = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "outcome": outcome,
             "trigger": trigger,
             "path": str(self.path),
@@ -212,6 +219,7 @@ class RulesHolder:
             record["files"] = dict(new.files)
         if errors:
             record["errors"] = [str(e) for e in errors]
-        self.audit_log.parent.mkdir(parents=True, exist_ok=True)
-        with self.audit_log.open("ab") as handle:
-            handle.write(orjson.dumps(record) + b"\n")
+        try:
+            AuditLog(self.audit_log).append(record)
+        except OSError as exc:  # a full disk must not stop reloads; the log says the record is missing
+            log.error("rules audit log %s not written: %s", self.audit_log, exc)

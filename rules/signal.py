@@ -52,7 +52,10 @@ class ReloadListener:
                 continue
             self.received += 1
             log.info("rules reload requested through Redis")
-            self.holder.reload_now(trigger="redis")
+            try:
+                self.holder.reload_now(trigger="redis")
+            except Exception:  # one bad reload must not end the listener: later messages still count
+                log.exception("rules reload through Redis failed; still listening")
 
     def stop(self) -> None:
         self._stop.set()

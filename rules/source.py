@@ -25,6 +25,7 @@ from paysentry.yamlsource import (
     did_you_mean,
     load_yaml,
     position,
+    read_text,
     suggest,
     validation_errors,
 )
@@ -69,7 +70,10 @@ class Source:
     @classmethod
     def read(cls, path: Path, shown: str, errors: list[RuleError]) -> Source | None:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path, shown)
+        except InvalidSource as exc:
+            errors.extend(exc.errors)
+            return None
         except (OSError, UnicodeDecodeError) as exc:
             errors.append(RuleError(shown, 1, 1, f"cannot read file: {exc}"))
             return None

@@ -5,10 +5,14 @@ function, arithmetic) and an optional format: a Python format spec (`.1f`, `,.0f
 (thousands separators, two decimals) or `pct` (a ratio shown as a percentage). Everything is parsed,
 resolved and checked at load time; rendering never raises, and a missing value shows as "n/a".
 `{{` and `}}` are literal braces.
+
+Widths and precisions are at most MAX_FORMAT_NUMBER (`{amount:>99999999}` would write 100 MB per hit),
+and a rendered text is cut at MAX_RENDERED characters whatever its values hold.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -18,6 +22,11 @@ from rules.compiler import Env, Fn, Kind, Scope, compile_value
 from rules.expr import ExprError
 
 MISSING = "n/a"
+MAX_FORMAT_NUMBER = 64
+"""Largest width or precision in a format spec."""
+MAX_RENDERED = 1000
+"""Characters in a rendered reason or annotation; longer texts end with an ellipsis."""
+_SPEC_NUMBER = re.compile(r"\d+")
 _SAMPLES: dict[str, tuple[Any, ...]] = {
     "number": (Decimal("1234.5"), 1234.5, 1234),
     "text": ("text",),
@@ -39,16 +48,34 @@ class Template:
 
     def render(self, env: Env) -> str:
         out: list[str] = []
+        length = 0
         for part in self.parts:
             if isinstance(part, str):
-                out.append(part)
-                continue
-            try:
-                value = part.fn(env)
-            except Exception:
-                value = None
-            out.append(render_value(value, part.spec))
-        return "".join(out)
+                text = part
+            else:
+                try:
+                    value = part.fn(env)
+                except Exception:
+                    value = None
+                text = render_value(value, part.spec)
+            out.append(text)
+            length += len(text)
+            if length > MAX_RENDERED:
+                break
+        return cap("".join(out))
+
+
+def cap(text: str, limit: int = MAX_RENDERED) -> str:
+    """`text`, cut to `limit` characters (the last one an ellipsis) when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def spec_problem(spec: str) -> str | None:
+    """Why a format spec is refused before it is ever tried (a huge width or precision), or None."""
+    for found in _SPEC_NUMBER.finditer(spec):
+        if len(found[0]) > 3 or int(found[0]) > MAX_FORMAT_NUMBER:
+            return f"format '{spec}': widths and precisions go up to {MAX_FORMAT_NUMBER}"
+    return None
 
 
 def render_value(value: Any, spec: str) -> str:
@@ -173,6 +200,10 @@ def _compile_slot(body: str, spec: str | None, base: int, scope: Scope) -> Slot 
     if sub.errors:
         return None
     spec = (spec or "").strip()
+    problem = spec_problem(spec)
+    if problem is not None:
+        scope.fail(base + len(body) + 1, problem)
+        return None
     if spec and not _spec_ok(spec, compiled.kind):
         scope.fail(base + len(body) + 1, f"format '{spec}' does not apply to {body.strip()} (a {compiled.kind})")
         return None

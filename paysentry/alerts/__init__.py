@@ -11,6 +11,11 @@ and escalation on top; state lives in Redis so several workers share it; deliver
   suppress, dispatcher, delivery, timing            silences/acks/inhibition, grouping, delivery policy
   templates, channels, email_channel, sms_channel   rendering and sending
   service, embedded, settings, cli                  wiring for the stream, the embedded run and the CLI
+
+The routes file reads `${PAYSENTRY_ROUTES_*}` environment variables only, never one whose name looks
+like a secret, and its errors never show a substituted value. Every silence added, expired or pruned and
+every acknowledgement is appended to an audit log (JSON Lines, PAYSENTRY_ALERTS_AUDIT_LOG, default
+`$PAYSENTRY_DATA_DIR/alerts-audit.jsonl`), which outlives the records in Redis.
 """
 
 from paysentry.alerts.config import RoutesConfig

@@ -28,6 +28,7 @@ from paysentry.alerts.service import real_channels, send_test
 from paysentry.alerts.settings import AlertSettings
 from paysentry.alerts.state import AlertState
 from paysentry.alerts.yamlsource import ConfigError
+from paysentry.audit import AuditLog
 
 alerts_app = typer.Typer(help="Alert routing, silences, acknowledgements and test sends.", no_args_is_help=True)
 silence_app = typer.Typer(help="Mute alerts that match label matchers, for a while.", no_args_is_help=True)
@@ -58,7 +59,7 @@ def _with_state(action: Callable[[AlertState], Awaitable[T]]) -> T:
     async def run() -> T:
         store = RedisStore.from_url(settings.redis_url, settings.alerts_redis_prefix)
         try:
-            return await action(AlertState(store))
+            return await action(AlertState(store, audit=AuditLog(settings.audit_log_path)))
         finally:
             await store.close()
 
@@ -162,7 +163,8 @@ def silence_list(all_: Annotated[bool, typer.Option("--all", help="include expir
 def silence_expire(silence_id: str) -> None:
     """End a silence now."""
     now = _now()
-    silence = _with_state(lambda s: s.expire_silence(silence_id, now))
+    who = os.environ.get("USER") or getpass.getuser()
+    silence = _with_state(lambda s: s.expire_silence(silence_id, now, who))
     if silence is None:
         err.print(f"no silence {silence_id}", markup=False)
         raise typer.Exit(1)

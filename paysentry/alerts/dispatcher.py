@@ -35,6 +35,7 @@ from paysentry.alerts.state import DUE_ESCALATIONS, DUE_GROUPS, AlertState, Grou
 from paysentry.alerts.store import KVStore
 from paysentry.alerts.suppress import Suppressor
 from paysentry.alerts.timing import aware, ts
+from paysentry.audit import AuditLog
 from paysentry.contract import Decision, severity_rank
 
 log = logging.getLogger("paysentry.alerts")
@@ -65,13 +66,14 @@ class AlertDispatcher:
         channels: Mapping[str, Channel],
         *,
         dead_letter: DeadLetterSink | None = None,
+        audit: AuditLog | None = None,
     ):
         self._routes = routes
         self._tree: RouteTree | None = None
         self.store = store
         self.channels = channels
         self.metrics: Counter[str] = Counter()
-        self.state = AlertState(store, self.config.global_.alert_ttl)
+        self.state = AlertState(store, self.config.global_.alert_ttl, audit)
         self.suppressor = Suppressor(self.state, lambda: self.config)
         self.deliverer = Deliverer(
             self.state, channels, lambda: self.config, self.suppressor, dead_letter=dead_letter, metrics=self.metrics

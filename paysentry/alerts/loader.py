@@ -9,9 +9,10 @@ import logging
 import string
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from paysentry.alerts.config import Route, RoutesConfig
 from paysentry.alerts.templates import PLACEHOLDERS
@@ -22,36 +23,66 @@ from paysentry.alerts.yamlsource import (
     issue_at,
     issues_from_validation,
     load_yaml,
+    position,
+    scrub,
     substitute_env,
 )
+from paysentry.yamlsource import InvalidSource, read_text
 
 log = logging.getLogger(__name__)
+
+MAX_ROUTE_DEPTH = 32
+"""Levels of nested `routes:` below the root route (real trees use two or three)."""
 
 
 def parse_routes(text: str, path: str = "routes.yaml", environ: Mapping[str, str] | None = None) -> RoutesConfig:
     root = load_yaml(text, path)
     if not isinstance(root, CommentedMap):
         raise ConfigError([ConfigIssue(path, 1, 1, "a routes file is a mapping with `route` and `receivers`")])
-    issues = substitute_env(root, path, environ, skip=("templates",))
+    too_deep = route_too_deep(root)
+    if too_deep is not None:
+        line, col = position(root, too_deep)
+        message = f"routes are nested more than {MAX_ROUTE_DEPTH} levels deep"
+        raise ConfigError([ConfigIssue(path, line, col, message)])
+    issues, substituted = substitute_env(root, path, environ, skip=("templates",))
     try:
         config = RoutesConfig.model_validate(root)
     except ValidationError as exc:
-        # A value emptied by a missing variable fails validation too; report the cause only.
+        # A value emptied by a missing or refused variable fails validation too; report the cause only.
         env_lines = {issue.line for issue in issues}
         found = [i for i in issues_from_validation(exc, root, path) if i.line not in env_lines]
-        raise ConfigError(issues + found) from None
+        raise ConfigError(scrub(issues + found, substituted)) from None
     issues += [issue_at(root, path, loc, message) for loc, message in check_references(config)]
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(scrub(issues, substituted))
     return config
+
+
+def route_too_deep(root: CommentedMap) -> Loc | None:
+    """Where the route tree first goes deeper than MAX_ROUTE_DEPTH, found with an explicit stack (the
+    checks after validation walk the tree recursively), or None."""
+    stack: list[tuple[Any, Loc, int]] = [(root.get("route"), ("route",), 0)]
+    while stack:
+        route, loc, depth = stack.pop()
+        children = route.get("routes") if isinstance(route, CommentedMap) else None
+        if not isinstance(children, CommentedSeq):
+            continue
+        if depth >= MAX_ROUTE_DEPTH:
+            return (*loc, "routes")
+        stack.extend((child, (*loc, "routes", i), depth + 1) for i, child in enumerate(children))
+    return None
 
 
 def load_routes(path: str | Path, environ: Mapping[str, str] | None = None) -> RoutesConfig:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, str(path))
+    except InvalidSource as exc:
+        raise ConfigError(exc.errors) from None
     except OSError as exc:
         raise ConfigError([ConfigIssue(str(path), 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue(str(path), 1, 1, f"cannot read: not UTF-8 text ({exc.reason})")]) from None
     return parse_routes(text, str(path), environ)
 
 
@@ -150,6 +181,11 @@ class RoutesHolder:
         except ConfigError as exc:
             self.last_error = exc
             log.error("routes reload failed; keeping the last good routes:\n%s", exc)
+            return False
+        except Exception as exc:  # a checker bug must not stop the worker; the last good routes stay
+            log.exception("routes reload failed; keeping the last good routes")
+            reason = f"routes could not be checked: {type(exc).__name__}"
+            self.last_error = ConfigError([ConfigIssue(str(self.path), 1, 1, reason)])
             return False
         self.last_error = None
         return True

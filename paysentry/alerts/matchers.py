@@ -1,6 +1,7 @@
 """Label matchers in Alertmanager's syntax: `name="value"`, `name!="value"`, `name=~"regex"`, `name!~"regex"`.
 
-Regexes are anchored (they must match the whole value), as in Alertmanager. A missing label matches
+Regexes are anchored (they must match the whole value), as in Alertmanager, and run with RE2 (see
+paysentry/patterns.py), so a pattern cannot backtrack for minutes on a crafted label. A missing label matches
 like the empty string, so `team!="treasury"` matches an alert without a team.
 """
 
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import PlainSerializer, PlainValidator
+
+from paysentry.patterns import PatternError, compile_pattern
 
 Op = Literal["=", "!=", "=~", "!~"]
 _LABEL = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -25,7 +28,7 @@ class Matcher:
     name: str
     op: Op
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Matcher:
@@ -42,8 +45,8 @@ class Matcher:
         regex = None
         if op in ("=~", "!~"):
             try:
-                regex = re.compile(rf"(?:{value})\Z")
-            except re.error as exc:
+                regex = compile_pattern(value)
+            except PatternError as exc:
                 raise ValueError(f"{name}{op}{value!r}: bad regular expression ({exc})") from None
         return cls(name, op, value, regex)
 
@@ -54,7 +57,7 @@ class Matcher:
         if self.op == "!=":
             return actual != self.value
         assert self._regex is not None
-        hit = self._regex.match(actual) is not None
+        hit = self._regex.fullmatch(actual) is not None
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:

@@ -107,7 +107,14 @@ class Silence(BaseModel):
         return self.starts_at <= now < self.ends_at
 
     def mutes(self, labels: dict[str, str], now: datetime) -> bool:
-        return self.active(now) and matches_all(self.parsed(), labels)
+        """True if active and matching. A stored matcher that no longer parses (written by an older
+        version, or by hand in Redis) mutes nothing: an alert delivered beats one silently lost."""
+        if not self.active(now):
+            return False
+        try:
+            return matches_all(self.parsed(), labels)
+        except ValueError:
+            return False
 
 
 class Ack(BaseModel):

@@ -40,6 +40,7 @@ from paysentry.alerts.settings import AlertSettings
 from paysentry.alerts.sms_channel import SmsChannel
 from paysentry.alerts.store import KVStore
 from paysentry.alerts.templates import render_email, render_sms
+from paysentry.audit import AuditLog
 from paysentry.contract import Decision
 
 
@@ -76,7 +77,13 @@ class AlertService:
         settings = settings or AlertSettings()
         holder = RoutesHolder(settings.alerts_routes_file)
         store = store or RedisStore.from_url(settings.redis_url, settings.alerts_redis_prefix)
-        dispatcher = AlertDispatcher(holder, store, channels or real_channels(settings), dead_letter=dead_letter)
+        dispatcher = AlertDispatcher(
+            holder,
+            store,
+            channels or real_channels(settings),
+            dead_letter=dead_letter,
+            audit=AuditLog(settings.audit_log_path),
+        )
         return cls(dispatcher, holder)
 
     async def handle_decision(

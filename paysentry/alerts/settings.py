@@ -3,6 +3,8 @@
 PAYSENTRY_REDIS_URL                     redis://localhost:6379/0
 PAYSENTRY_ALERTS_ROUTES_FILE            config/routes.yaml
 PAYSENTRY_ALERTS_REDIS_PREFIX           paysentry:alerts:
+PAYSENTRY_ALERTS_AUDIT_LOG              silence/ack audit (JSON Lines), default $PAYSENTRY_DATA_DIR/alerts-audit.jsonl
+PAYSENTRY_DATA_DIR                      var/stream (the worker's data dir, where the rules audit log is too)
 PAYSENTRY_SMTP_HOST / _PORT             localhost / 25
 PAYSENTRY_SMTP_USERNAME / _PASSWORD     login for AUTH (password is a secret)
 PAYSENTRY_SMTP_STARTTLS / _TLS          upgrade with STARTTLS / connect with TLS (not both)
@@ -30,6 +32,8 @@ class AlertSettings(BaseSettings):
     redis_url: str = "redis://localhost:6379/0"
     alerts_routes_file: Path = Path(__file__).resolve().parents[2] / "config" / "routes.yaml"
     alerts_redis_prefix: str = "paysentry:alerts:"
+    alerts_audit_log: Path | None = None
+    data_dir: Path = Path("var/stream")
 
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -54,6 +58,11 @@ class AlertSettings(BaseSettings):
         if self.smtp_tls and self.smtp_starttls:
             raise ValueError("set PAYSENTRY_SMTP_TLS (TLS on connect) or PAYSENTRY_SMTP_STARTTLS, not both")
         return self
+
+    @property
+    def audit_log_path(self) -> Path:
+        """Where silences and acks are audited: next to the rules audit log unless set."""
+        return self.alerts_audit_log or self.data_dir / "alerts-audit.jsonl"
 
     @property
     def sms_configured(self) -> bool:

@@ -20,6 +20,7 @@ Key schema (all under the store's prefix):
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,9 @@ from paysentry.alerts.model import Alert
 from paysentry.alerts.notification import Ack, Delivery, Notification, Outcome, Silence, StoredAlert, short_hash
 from paysentry.alerts.store import KVStore
 from paysentry.alerts.timing import ts
+from paysentry.audit import AuditLog
+
+log = logging.getLogger(__name__)
 
 GC_SLACK = 86400.0  # keys outlive their logical lifetime by a day; they are only garbage-collected
 OUTCOME_CAP = 10_000
@@ -52,9 +56,21 @@ class GroupMeta(BaseModel):
 
 
 class AlertState:
-    def __init__(self, store: KVStore, alert_ttl: timedelta = timedelta(hours=24)):
+    """Alert state in a KVStore. With `audit`, every silence added, expired or pruned and every
+    acknowledgement is also appended to that log, which outlives the records in Redis."""
+
+    def __init__(self, store: KVStore, alert_ttl: timedelta = timedelta(hours=24), audit: AuditLog | None = None):
         self.store = store
         self.alert_ttl = alert_ttl
+        self.audit = audit
+
+    def _audit(self, action: str, **fields: Any) -> None:
+        if self.audit is None:
+            return
+        try:
+            self.audit.append({"action": action, **fields})
+        except OSError as exc:  # muting must keep working; the missing record is logged loudly
+            log.error("alerts audit log %s not written (%s): %s %s", self.audit.path, exc, action, fields)
 
     @property
     def gc_ttl(self) -> float:
@@ -96,6 +112,7 @@ class AlertState:
     async def ack(self, alert_id: str, by: str, comment: str, now: datetime) -> Ack:
         ack = Ack(alert_id=alert_id, by=by, comment=comment, at=now)
         await self.store.set(f"ack:{alert_id}", ack.model_dump_json(), ttl=self.gc_ttl)
+        self._audit("ack", alert_id=alert_id, by=by, comment=comment, at=now.isoformat())
         return ack
 
     async def acks(self, alert_ids: list[str]) -> dict[str, Ack]:
@@ -122,13 +139,25 @@ class AlertState:
             created_by=created_by, comment=comment, created_at=now,
         )  # fmt: skip
         await self.store.hset("silences", silence.id, silence.model_dump_json())
+        self._audit_silence("silence_add", silence, now, created_by)
         return silence
+
+    def _audit_silence(self, action: str, silence: Silence, now: datetime, by: str) -> None:
+        self._audit(
+            action, silence_id=silence.id, by=by, created_by=silence.created_by, matchers=list(silence.matchers),
+            starts_at=silence.starts_at.isoformat(), until=silence.ends_at.isoformat(), comment=silence.comment,
+            at=now.isoformat(),
+        )  # fmt: skip
 
     async def silences(self, now: datetime | None = None, *, include_expired: bool = False) -> list[Silence]:
         """Silences; with `now`, expired ones (ended over a day ago) are also pruned from the store."""
         out, stale = [], []
         for sid, raw in (await self.store.hgetall("silences")).items():
-            silence = Silence.model_validate_json(raw)
+            try:
+                silence = Silence.model_validate_json(raw)
+            except ValueError:  # pydantic's ValidationError: a damaged record must not stop every tick
+                log.error("skipping unreadable silence record %s", sid)
+                continue
             if now is not None and silence.ends_at.timestamp() + GC_SLACK < ts(now):
                 stale.append(sid)
                 continue
@@ -136,15 +165,25 @@ class AlertState:
                 out.append(silence)
         if stale:
             await self.store.hdel("silences", *stale)
+            for sid in stale:
+                self._audit(
+                    "silence_remove",
+                    silence_id=sid,
+                    by="expiry",
+                    reason="ended over a day ago",
+                    at=now.isoformat() if now else None,
+                )
         return sorted(out, key=lambda s: s.starts_at)
 
-    async def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+    async def expire_silence(self, silence_id: str, now: datetime, by: str | None = None) -> Silence | None:
+        """End a silence now (`by`: who, for the audit; default its author)."""
         raw = await self.store.hget("silences", silence_id)
         if raw is None:
             return None
         silence = Silence.model_validate_json(raw)
         silence = silence.model_copy(update={"ends_at": min(silence.ends_at, now)})
         await self.store.hset("silences", silence_id, silence.model_dump_json())
+        self._audit_silence("silence_expire", silence, now, by or silence.created_by)
         return silence
 
     # -- inhibition marks ---------------------------------------------------------------------

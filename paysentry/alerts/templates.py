@@ -37,6 +37,12 @@ DEFAULT_SMS = (
     "pay ${payment_id}${more}. Ack: ${ack_command}"
 )
 MAX_SMS_SEGMENTS = 3
+MAX_VALUE = 300
+"""Characters of one placeholder value or table cell (a vendor name, a label) in a rendered text."""
+MAX_LINE = 1000
+"""Characters of one rule line (its reason) and of the subject, intro and footer once filled in."""
+MAX_LISTED_ALERTS = 50
+"""Alerts shown in full in one email; the rest are counted (a digest can hold thousands)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,11 @@ class RenderedEmail:
 @dataclass(frozen=True)
 class RenderedSms:
     body: str
+
+
+def cap(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters (the last one an ellipsis) when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_amount(amount: str | None) -> str:
@@ -86,7 +97,7 @@ def _linkable(url: str) -> bool:
 def _values(notification: Notification, settings: GlobalSettings) -> dict[str, str]:
     top = notification.top
     others = len(notification.alerts) - 1
-    return {
+    values = {
         "severity": notification.severity,
         "SEVERITY": notification.severity.upper(),
         "rule_id": top.rule_id,
@@ -107,6 +118,7 @@ def _values(notification: Notification, settings: GlobalSettings) -> dict[str, s
         "silence_command": silence_command(settings.cli, top),
         "runbook": runbook_url(top.rule_id, top.rules[0].runbook if top.rules else None, settings) or "",
     }
+    return {name: cap(value, MAX_VALUE) for name, value in values.items()}
 
 
 def _alert_rows(alert: Alert, settings: GlobalSettings, new: bool) -> list[tuple[str, str]]:
@@ -126,14 +138,15 @@ def _alert_rows(alert: Alert, settings: GlobalSettings, new: bool) -> list[tuple
         ("Action", f"{alert.action}  risk {alert.risk_score:.2f}  model score "
                    + (f"{alert.model_score:.2f}" if alert.model_score is not None else "n/a (warming up)")),
     ]  # fmt: skip
-    return rows
+    return [(label, cap(value, MAX_VALUE)) for label, value in rows]
 
 
 def _rule_lines(alert: Alert, settings: GlobalSettings) -> list[tuple[str, str | None]]:
     lines = []
     for rule in alert.rules or []:
-        text = f"{rule.rule_id} ({rule.severity}, {rule.action}): {rule.reason}"
-        lines.append((text, runbook_url(rule.rule_id, rule.runbook, settings)))
+        text = cap(f"{rule.rule_id} ({rule.severity}, {rule.action}): {rule.reason}", MAX_LINE)
+        runbook = runbook_url(rule.rule_id, rule.runbook, settings)
+        lines.append((text, cap(runbook, MAX_LINE) if runbook else None))
     if not lines:
         lines.append(("model: the anomaly model alone flagged this payment", None))
     return lines
@@ -144,9 +157,9 @@ def render_email(notification: Notification, template: TemplateSet | None, setti
     subject_t = (template and template.email_subject) or DEFAULT_SUBJECT
     intro_t = (template and template.email_intro) or DEFAULT_INTRO
     footer_t = (template and template.email_footer) or DEFAULT_FOOTER
-    subject = " ".join(string.Template(subject_t).safe_substitute(values).split())
-    intro = string.Template(intro_t).safe_substitute(values)
-    footer = string.Template(footer_t).safe_substitute(values)
+    subject = cap(" ".join(string.Template(subject_t).safe_substitute(values).split()), MAX_LINE)
+    intro = cap(string.Template(intro_t).safe_substitute(values), MAX_LINE)
+    footer = cap(string.Template(footer_t).safe_substitute(values), MAX_LINE)
     new = set(notification.new_alert_ids)
     text = [intro]
     body_html = [f"<p>{html.escape(intro)}</p>"]
@@ -154,15 +167,15 @@ def render_email(notification: Notification, template: TemplateSet | None, setti
         text.append(notification.note)
         body_html.append(f"<p><strong>{html.escape(notification.note)}</strong></p>")
     if notification.group_labels:
-        grouped = ", ".join(f"{k}={v}" for k, v in notification.group_labels.items())
+        grouped = cap(", ".join(f"{k}={v}" for k, v in notification.group_labels.items()), MAX_LINE)
         text.append(f"Grouped by: {grouped}")
         body_html.append(f"<p>Grouped by: {html.escape(grouped)}</p>")
     ordered = sorted(notification.alerts, key=lambda a: (-a.rank, -a.risk_score, a.alert_id))
-    for alert in ordered:
+    for alert in ordered[:MAX_LISTED_ALERTS]:
         rows = _alert_rows(alert, settings, alert.alert_id in new)
         rules = _rule_lines(alert, settings)
         ack = f"{settings.cli} ack {alert.alert_id}"
-        silence = silence_command(settings.cli, alert)
+        silence = cap(silence_command(settings.cli, alert), MAX_LINE)
         text.append("")
         text.append(f"[{alert.severity.upper()}] {alert.rule_id}")
         text.extend(f"  {label + ':':<15}{value}" for label, value in rows)
@@ -187,6 +200,10 @@ def render_email(notification: Notification, template: TemplateSet | None, setti
             f"<table>{cells}</table><p>Rules fired:</p><ul>{items}</ul>"
             f"<p>Acknowledge: <code>{html.escape(ack)}</code><br>Silence: <code>{html.escape(silence)}</code></p>"
         )
+    if len(ordered) > MAX_LISTED_ALERTS:
+        unlisted = f"... and {len(ordered) - MAX_LISTED_ALERTS} more alert(s): {settings.cli} list"
+        text += ["", unlisted]
+        body_html.append(f"<p>{html.escape(unlisted)}</p>")
     if len(notification.alerts) > 1:
         text.append("")
         text.append(f"Acknowledge all {len(notification.alerts)}: {ack_command(settings.cli, notification)}")
@@ -223,7 +240,7 @@ def fit_sms(text: str, max_segments: int = MAX_SMS_SEGMENTS) -> str:
     if sms_segments(text) <= max_segments:
         return text
     tail = text[-60:]
-    head = text[:-60]
+    head = text[:-60][: max_segments * 160]  # no more than fits: the loop below shortens it step by step
     while head and sms_segments(f"{head}...{tail}") > max_segments:
         head = head[: max(len(head) - 8, 0)]
     return f"{head.rstrip()}...{tail}"

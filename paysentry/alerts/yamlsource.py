@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -95,14 +96,33 @@ def issue_at(root: Any, path: str, loc: Sequence[str | int], message: str) -> Co
     return ConfigIssue(path, line, col, f"{where}: {message}" if where else message)
 
 
+ENV_PREFIX = "PAYSENTRY_ROUTES_"
+"""Only variables named like this are read by `${NAME}`: the file cannot reach any other setting."""
+_SECRET_WORDS = re.compile(r"PASSWORD|PASSWD|PASS|TOKEN|SECRET|KEY|CREDENTIAL|AUTH|PRIVATE|SALT|SID|COOKIE|SESSION")
+"""Names that look like a secret are never substituted, even under the prefix: the value could end up in
+a notification or an error message."""
+
+
+def _refusal(name: str) -> str | None:
+    """Why `${name}` may not be used in the routes file, or None."""
+    if not name.startswith(ENV_PREFIX):
+        return f"${{{name}}}: only variables named {ENV_PREFIX}... can be used here"
+    secret = _SECRET_WORDS.search(name.upper())
+    if secret:
+        return f"${{{name}}} looks like a secret (its name contains {secret[0]}); secrets are never read into this file"
+    return None
+
+
 def substitute_env(
     node: Any, path: str, environ: Mapping[str, str] | None = None, skip: tuple[str, ...] = ()
-) -> list[ConfigIssue]:
+) -> tuple[list[ConfigIssue], dict[str, str]]:
     """Replace `${NAME}` and `${NAME:-default}` in every string value, in place, except under the
-    top-level keys in `skip` (templates, whose own placeholders look the same). A placeholder without a
-    default whose variable is unset is an issue at that value."""
+    top-level keys in `skip` (templates, whose own placeholders look the same). Only ENV_PREFIX names
+    that do not look like secrets are read. A refused name, or a missing variable without a default,
+    is an issue at that value. Also returns the values substituted by name, for `scrub`."""
     env = os.environ if environ is None else environ
     issues: list[ConfigIssue] = []
+    substituted: dict[str, str] = {}
 
     def visit(container: Any, key: Any, value: Any, where: Loc) -> None:
         if isinstance(value, CommentedMap):
@@ -114,22 +134,42 @@ def substitute_env(
             for i in range(len(value)):
                 visit(value, i, value[i], (*where, i))
         elif isinstance(value, str) and "${" in value:
-            missing: list[str] = []
+            problems: list[str] = []
 
             def replace(found: re.Match[str]) -> str:
                 name, default = found[1], found[2]
+                refused = _refusal(name)
+                if refused is not None:
+                    problems.append(refused)
+                    return ""
                 if name in env:
+                    substituted[name] = env[name]
                     return env[name]
                 if default is not None:
                     return default
-                missing.append(name)
+                problems.append(f"environment variable {name} is not set")
                 return ""
 
             new = _PLACEHOLDER.sub(replace, value)
-            for name in missing:
-                issues.append(issue_at(node, path, where, f"environment variable {name} is not set"))
+            issues.extend(issue_at(node, path, where, problem) for problem in problems)
             if container is not None:
                 container[key] = new
 
-    visit(None, None, node, ())
-    return issues
+    visit(None, None, node, ())  # depth is bounded by the loader (paysentry.yamlsource.MAX_DEPTH)
+    return issues, substituted
+
+
+def scrub(issues: Iterable[ConfigIssue], substituted: Mapping[str, str]) -> list[ConfigIssue]:
+    """`issues` with every substituted value in their text replaced by `${NAME}`: an error message never
+    shows what a variable holds (a matcher or receiver name that failed can come from one)."""
+    values = sorted(((v, n) for n, v in substituted.items() if v), key=lambda vn: -len(vn[0]))
+    if not values:
+        return list(issues)
+    # A short value (a digit, "UTC") is hidden only where it stands alone, so other words stay readable.
+    pattern = re.compile("|".join(re.escape(v) if len(v) >= 4 else rf"(?<!\w){re.escape(v)}(?!\w)" for v, _ in values))
+    names = {v: n for v, n in values}
+
+    def hide(found: re.Match[str]) -> str:
+        return "${" + names[found[0]] + "}"
+
+    return [replace(issue, message=pattern.sub(hide, issue.message)) for issue in issues]

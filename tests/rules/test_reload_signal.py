@@ -63,3 +63,34 @@ def test_cli_reload_reaches_a_listening_worker(rules_dir: Path, redis_url: str) 
             time.sleep(0.05)
         assert result is not None and "sent to 1 worker(s)" in result.output
         assert wait_for(lambda: fired(holder, context({"amount": 8})) == ["r"])
+
+
+def test_the_listener_survives_a_ruleset_that_used_to_crash_it(
+    rules_dir: Path, redis_url: str, redis_key_prefix: str, tmp_path: Path
+) -> None:
+    import json
+
+    channel = redis_key_prefix + "reload-bad"
+    audit = tmp_path / "audit.jsonl"
+    holder = RulesHolder(rules_dir, audit_log=audit)
+    client = redis.Redis.from_url(redis_url)
+    with ReloadListener(redis.Redis.from_url(redis_url), holder, channel):
+        assert wait_for(lambda: client.pubsub_numsub(channel)[0][1] == 1)
+        # 200 nested parentheses (once a RecursionError that ended the listener thread), then a 5,000-digit
+        # number and a python tag: each is refused and audited, and the listener keeps going.
+        bad_files = [
+            one_rule("(" * 200 + "amount > 1" + ")" * 200),
+            one_rule("amount > " + "9" * 5000),
+            one_rule("amount > 1").replace('"amount > 1"', '!!python/object/apply:os.system ["true"]'),
+        ]
+        for refused, text in enumerate(bad_files, start=1):
+            write(rules_dir / "a.rules.yaml", text)
+            publish_reload(client, "bad deploy", channel)
+            assert wait_for(lambda n=refused: holder.refused == n)
+        old_version = holder.version
+        write(rules_dir / "a.rules.yaml", one_rule("amount > 500"))
+        publish_reload(client, "fixed", channel)
+        assert wait_for(lambda: holder.version != old_version)
+        assert fired(holder, context({"amount": 600})) == ["r"]
+    outcomes = [json.loads(line)["outcome"] for line in audit.read_text().splitlines()]
+    assert outcomes == ["loaded", "refused", "refused", "refused", "loaded"]
