@@ -73,8 +73,16 @@ def epoch(moment: datetime) -> int:
 
 
 def local_time(moment: datetime, company: CompanyParams) -> datetime:
+    """The moment on the company's wall clock. Within a day of the calendar's ends (year 1 or 9999) the
+    local time may not exist as a datetime; the moment is then kept in its own offset rather than failing
+    (ingest refuses such times; this keeps the core safe whatever reaches it)."""
     zone = company.zone()
-    return moment.astimezone(zone) if zone else moment
+    if zone is None:
+        return moment
+    try:
+        return moment.astimezone(zone)
+    except (OverflowError, ValueError):
+        return moment
 
 
 @dataclass(slots=True)
@@ -287,8 +295,13 @@ def _platform_features(inputs: FeatureInputs, amount: Decimal | None, currency: 
     }
 
 
+_FIRST_SECOND = -62135596800  # 0001-01-01T00:00:00Z
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
+
+
 def utc_from_epoch(at: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=at)
+    """Seconds since 1970 as a UTC datetime, held to the calendar's ends instead of overflowing."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=min(max(at, _FIRST_SECOND), _LAST_SECOND))
 
 
 def finite_or_none(value: Any) -> Any:

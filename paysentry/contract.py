@@ -2,17 +2,20 @@
 
 Everything that crosses the engine's edges goes through here: inbound events are parsed and checked by
 `parse_event`, which also replaces the clear payee account with a keyed hash and a masked form, so the
-clear value never travels further than this module. Decisions are built as `Decision` and written with
-`Decision.to_json` (deterministic bytes: same decision, same bytes).
+clear value never travels further than this module, and masks anything else that looks like an account
+(paysentry/redaction.py). Decoding is bounded and exact (paysentry/decode.py), and an event's time must
+be plausible (`TimeWindow`). Decisions are built as `Decision` and written with `Decision.to_json`
+(deterministic bytes: same decision, same bytes; bounded in size).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -26,6 +29,13 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from paysentry.decode import MAX_EXTRA_KEYS, MAX_RECORD_BYTES, RecordRefused, decode_record, encode_plain
+from paysentry.event_time import DEFAULT_TIME_WINDOW, TimeWindow, check_event_time
+from paysentry.redaction import mask_account, normalise_account, scrub_text, scrub_value
+
+# Kept importable from here, where callers look for the contract's pieces.
+__all__ = ["DEFAULT_TIME_WINDOW", "TimeWindow", "check_event_time", "mask_account", "normalise_account"]
 
 EventType = Literal[
     "payment.created",
@@ -50,33 +60,53 @@ SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 Verdict = Literal["fraud", "legit", "error"]
 
 MAX_MONEY = Decimal("1e15")
-_MONEY_TEXT = re.compile(r"^[0-9]{1,15}(\.[0-9]{1,4})?$")
+_MONEY_TEXT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,4})?")
+_SHOWN_CHARS = 40  # of a bad value, in a reason
+
+
+def _shown(value: Any) -> str:
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
 
 
 def _money(value: Any, *, allow_zero: bool) -> Decimal:
-    """Money arrives as a decimal string or a JSON number; inside the engine it is always a Decimal."""
+    """Money arrives as a decimal string or a JSON number; inside the engine it is always a Decimal.
+    Both follow the same rules: no sign, at most 15 integer digits and 4 decimals."""
     if isinstance(value, bool):
         raise ValueError("must be a decimal string or a number, not a boolean")
     if isinstance(value, str):
         if value.startswith("-"):
-            raise ValueError(f"must be positive, got {value!r}")
-        if not _MONEY_TEXT.match(value):
-            raise ValueError(f"{value!r} is not a decimal amount like '125000.00' (no signs, no separators)")
+            raise ValueError(f"must be positive, got {_shown(value)}")
+        if not _MONEY_TEXT.fullmatch(value):
+            raise ValueError(f"{_shown(value)} is not a decimal amount like '125000.00' (no signs, no separators)")
         amount = Decimal(value)
-    elif isinstance(value, int | float):
-        try:
-            amount = Decimal(str(value))
-        except InvalidOperation as exc:  # pragma: no cover - str() of a number always parses
-            raise ValueError(f"{value!r} is not a number") from exc
-        if not amount.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
+    elif isinstance(value, int | float | Decimal):
+        amount = _number_amount(value)
     else:
         raise ValueError("must be a decimal string or a number")
-    if amount < 0 or (amount == 0 and not allow_zero):
-        raise ValueError(f"must be positive, got {value!r}")
-    if amount > MAX_MONEY:
-        raise ValueError(f"{value!r} is larger than the contract's maximum of 1e15")
+    if amount == 0 and not allow_zero:
+        raise ValueError(f"must be positive, got {_shown(value)}")
     return amount
+
+
+def _number_amount(value: int | float | Decimal) -> Decimal:
+    """A JSON number as money: exact (decoding keeps a fraction as its decimal text), same bounds as text."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{_shown(value)} is not a finite number")
+        amount = Decimal(repr(value))  # the shortest text that reads back as this double
+    else:
+        amount = Decimal(value)
+    if not amount.is_finite():
+        raise ValueError(f"{_shown(value)} is not a finite number")
+    if amount.is_signed():
+        raise ValueError(f"must be positive, got {_shown(value)}")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
+        raise ValueError(f"{_shown(value)} has more than 4 decimals")
+    if amount >= MAX_MONEY:
+        raise ValueError(f"{_shown(value)} is larger than the contract's maximum of 15 integer digits")
+    return amount.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else amount
 
 
 def _positive_money(value: Any) -> Decimal:
@@ -176,11 +206,13 @@ class Event(BaseModel):
 
 
 _KNOWN_FIELDS = frozenset(Event.model_fields) - {"payee_account_hash", "payee_account_masked", "extra"}
-
-
-def normalise_account(account: str) -> str:
-    """Accounts are compared without spaces, dashes or case: 'gb33 bukb-2020' is 'GB33BUKB2020'."""
-    return re.sub(r"[\s\-]", "", account).upper()
+# Read at ingest and never kept as given: the clear account becomes a hash and a mask, and a hash or mask
+# from the producer is not trusted (it could be anything, the clear number included).
+_INGEST_ONLY = frozenset({"extra", "payee_account", "payee_account_hash", "payee_account_masked"})
+# Free text where a producer may paste an account number; identifiers are kept exactly (they join events).
+_FREE_TEXT = ("vendor_name", "payee_bank", "status_reason", "typology")
+_MAX_REASON_CHARS = 1000
+_MAX_ERRORS_SHOWN = 5
 
 
 def hash_account(account: str, key: bytes) -> str:
@@ -189,57 +221,86 @@ def hash_account(account: str, key: bytes) -> str:
     return hmac.new(key, normalise_account(account).encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def mask_account(account: str) -> str:
-    return "****" + normalise_account(account)[-4:]
+def _safe_reason(reason: str) -> str:
+    """A reason goes to the dead-letter sink and logs: no account-like token, bounded."""
+    reason = scrub_text(reason)
+    return reason if len(reason) <= _MAX_REASON_CHARS else reason[:_MAX_REASON_CHARS] + "…"
 
 
 def _format_error(exc: ValidationError) -> str:
     parts = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors[:_MAX_ERRORS_SHOWN]:
         loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
         # pydantic nests the loc of Annotated before-validators under the type's name; drop that noise.
         loc = re.sub(r"\.(decimal|str|list|constrained-str|function-before\[.*?\])", "", loc)
         message = error["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {message}" if loc else message)
+    if len(errors) > _MAX_ERRORS_SHOWN:
+        parts.append(f"and {len(errors) - _MAX_ERRORS_SHOWN} more")
     return "; ".join(parts)
 
 
-def parse_event(raw: bytes | str | dict[str, Any], *, account_key: bytes) -> Event:
-    """Decode and validate one inbound event, or raise InvalidEvent with a reason naming the field."""
-    if isinstance(raw, bytes | str):
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidEvent(f"not valid JSON: {exc}") from None
-    else:
-        data = raw
-    if not isinstance(data, dict):
-        raise InvalidEvent(f"an event is a JSON object, got {type(data).__name__}")
-    event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+def parse_event(
+    raw: bytes | str | dict[str, Any],
+    *,
+    account_key: bytes,
+    now: float | None = None,
+    window: TimeWindow = DEFAULT_TIME_WINDOW,
+) -> Event:
+    """Decode and validate one inbound event, or raise InvalidEvent with a reason naming the field.
+
+    `now` is the stream's clock (seconds since 1970): with it, an event whose time is outside `window`
+    around it is refused; without it, only the engine's calendar bounds apply (years 1970 to 8999 UTC).
+    A dict takes the same road as text (it is encoded first), so both are held to the same rules."""
+    try:
+        text = raw if isinstance(raw, bytes | str) else encode_plain(raw)
+        data = decode_record(text, known_fields=_KNOWN_FIELDS)
+    except RecordRefused as exc:
+        raise InvalidEvent(_safe_reason(str(exc))) from None
+    raw_id = data.get("event_id")
+    event_id = scrub_text(raw_id)[:128] if isinstance(raw_id, str) else None
+
+    def refuse(reason: str) -> InvalidEvent:
+        return InvalidEvent(_safe_reason(reason), event_id)
+
+    inner = data.get("extra", {})
+    if not isinstance(inner, dict):
+        raise refuse("extra: must be an object (unknown fields are kept there)")
     fields: dict[str, Any] = {}
-    extra: dict[str, Any] = dict(data.get("extra") or {}) if isinstance(data.get("extra"), dict) else {}
+    extra: dict[str, Any] = dict(inner)
     for name, value in data.items():
         if name in _KNOWN_FIELDS:
-            fields[name] = value
-        elif name in ("extra", "payee_account", "payee_account_hash", "payee_account_masked"):
+            fields[name] = scrub_text(value) if name in _FREE_TEXT and isinstance(value, str) else value
+        elif name in _INGEST_ONLY:
             continue
+        elif name in extra:
+            raise refuse(f"{name[:64]}: given both as a field and inside extra")
         else:
             extra[name] = value
+    if len(extra) > MAX_EXTRA_KEYS:
+        raise refuse(f"extra: {len(extra)} unknown fields, more than the {MAX_EXTRA_KEYS} allowed")
     account = data.get("payee_account")
     if account is not None:
         if not isinstance(account, str) or not 4 <= len(account) <= 64:
-            raise InvalidEvent("payee_account: must be a string of 4 to 64 characters", event_id)
+            raise refuse("payee_account: must be a string of 4 to 64 characters")
         fields["payee_account_hash"] = hash_account(account, account_key)
         fields["payee_account_masked"] = mask_account(account)
-    elif isinstance(data.get("payee_account_hash"), str):
-        # Already past an ingest boundary (e.g. a decision log re-read): keep the hash as it is.
-        fields["payee_account_hash"] = data["payee_account_hash"]
-        fields["payee_account_masked"] = data.get("payee_account_masked")
-    fields["extra"] = extra
+    fields["extra"] = scrub_value(extra)
     try:
-        return Event.model_validate(fields)
+        event = Event.model_validate(fields)
+        check_event_time(event.event_time, now=now, window=window)
     except ValidationError as exc:
-        raise InvalidEvent(_format_error(exc), event_id) from None
+        raise refuse(_format_error(exc)) from None
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
+    if len(text) > MAX_RECORD_BYTES // 4:
+        # Numbers can be written shorter than they are read back (`1e5` is `100000.0`): an accepted event
+        # must fit the same bound once written out, so it can be read again.
+        written = len(orjson.dumps(event.to_dict()))
+        if written > MAX_RECORD_BYTES:
+            raise refuse(f"record would be {written} bytes once written out, more than the {MAX_RECORD_BYTES} allowed")
+    return event
 
 
 class RuleHit(BaseModel):
@@ -275,7 +336,50 @@ class Decision(BaseModel):
     model_version: str | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        """The record as written to sinks: at most MAX_DECISION_BYTES (far below a Kafka message's
+        default limit of 1 MiB), overlong text cut with a visible mark when needed."""
+        data = self.model_dump(mode="json")
+        encoded = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        return encoded if len(encoded) <= MAX_DECISION_BYTES else _bounded_decision(data)
+
+
+MAX_DECISION_BYTES = 256 * 1024
+_MAX_HITS_KEPT = 32
+
+
+def _cut_text(value: Any, limit: int, depth: int = 0) -> Any:
+    """Every string longer than `limit` cut, with the mark saying how much was left out."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + f"…[truncated {len(value) - limit} characters]"
+    if depth > 32:
+        return "…[truncated: nested too deep]"
+    if isinstance(value, dict):
+        return {_cut_text(str(k), limit, depth + 1): _cut_text(v, limit, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut_text(item, limit, depth + 1) for item in value]
+    return value
+
+
+def _bounded_decision(data: dict[str, Any]) -> bytes:
+    for limit in (4096, 512, 64):
+        data = _cut_text(data, limit)
+        encoded = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        if len(encoded) <= MAX_DECISION_BYTES:
+            return encoded
+    # Still too large: too many entries rather than long ones. Keep the first hits; the action and the
+    # score already account for all of them.
+    notes = []
+    for name in ("rule_hits", "shadow_hits"):
+        if len(data.get(name) or ()) > _MAX_HITS_KEPT:
+            notes.append(f"{name}: first {_MAX_HITS_KEPT} of {len(data[name])} shown")
+            data[name] = data[name][:_MAX_HITS_KEPT]
+    explanation = {"truncated": "; ".join(notes)} if notes else {}
+    if len(orjson.dumps(data.get("explanation") or {})) > MAX_DECISION_BYTES // 2:
+        explanation["truncated"] = "; ".join([*notes, "explanation left out: too large"])
+    else:
+        explanation = {**(data.get("explanation") or {}), **explanation}
+    data["explanation"] = explanation
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 def action_rank(action: str) -> int:

@@ -3,7 +3,9 @@
 One agent reads the four inbound topics and `ingest.ticks` (all co-partitioned: partition i of each is
 one *ingest group*, owned by one worker). For every record it:
 
-- dead-letters a bad one (reason, source topic, partition, offset, raw record with the account masked);
+- dead-letters a bad one (reason, source topic, partition, offset, raw record with anything that looks
+  like an account masked), including one whose event time is outside the plausibility window around this
+  worker's clock (`TimeWindow`: a producer's clock off by years must not move the engine's clock);
 - broadcasts a vendor event to every partition of `engine.events` (master data, applied in event-time
   order by every shard);
 - routes a payment, platform or label event to the partition of its shard (`paysentry.routing.shard_for`
@@ -23,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from paysentry.contract import Event, InvalidEvent, parse_event
-from paysentry.replay import redact_raw
+from paysentry.contract import DEFAULT_TIME_WINDOW, Event, InvalidEvent, TimeWindow, parse_event
+from paysentry.redaction import redact_raw
 from paysentry.routing import shard_for
 from stream.topics import (
     ERP,
@@ -115,8 +117,11 @@ class Group:
 class IngestStage:
     def __init__(self, *, account_key: bytes, partitions: int, partition_of: Callable[[str], int], routes: Any,
                  short_name: Callable[[str], str], send_engine: Send, send_deadletter: Send,
-                 idle_after: float = 1.0) -> None:  # fmt: skip
+                 idle_after: float = 1.0, time_window: TimeWindow = DEFAULT_TIME_WINDOW,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.idle_after = idle_after
+        self.time_window = time_window
+        self.clock = clock  # the stream's clock, for the plausibility of event times
         self.account_key = account_key
         self.partitions = partitions
         self.partition_of = partition_of
@@ -171,16 +176,21 @@ class IngestStage:
         self._ack(group)
 
     async def _inbound(self, group: Group, topic: str, message: Any, pending: _Pending) -> None:
-        raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
+        raw = _raw_bytes(message.value)
         try:
-            event = parse_event(raw, account_key=self.account_key)
+            event = parse_event(raw, account_key=self.account_key, now=self.clock(), window=self.time_window)
+            ts = micros(event.event_time)
+            routed = Routed(event.to_dict(), None, ts, _seq(message.headers), group.index, message.offset)
+            routed.encode()  # fails here, on this record, rather than later in the middle of routing
         except InvalidEvent as exc:
             await self._dead_letter(topic, message, raw, exc.reason, exc.event_id)
             pending.done = True
             return
-        ts = micros(event.event_time)
+        except (TypeError, ValueError, OverflowError) as exc:
+            await self._dead_letter(topic, message, raw, f"cannot be passed on: {type(exc).__name__}", None)
+            pending.done = True
+            return
         group.seen[topic] = max(group.seen.get(topic, ts), ts)
-        routed = Routed(event.to_dict(), None, ts, _seq(message.headers), group.index, message.offset)
         if event.family == "vendor":
             for partition in range(self.partitions):
                 await self.send_engine(key=b"~master", value=routed.encode(), partition=partition)
@@ -214,9 +224,9 @@ class IngestStage:
 
     async def _nudge(self, group: Group, value: Any) -> None:
         """A periodic nudge from this worker's clock: fresh high-water marks, then report progress."""
-        data = orjson.loads(value) if isinstance(value, bytes | str) else value
-        group.highwater.update(data.get("highwater", {}))
-        for topic, offset in data.get("start", {}).items():
+        highwater, start = _nudge_offsets(value)
+        group.highwater.update(highwater)
+        for topic, offset in start.items():
             group.start.setdefault(topic, offset)
         group.note_progress()
         await self._release(group)
@@ -235,8 +245,41 @@ class IngestStage:
                 queue.popleft().event.ack()
 
 
+def _raw_bytes(value: Any) -> bytes:
+    """The record as bytes, whatever the client handed over (bytes normally)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace")
+    return b"" if value is None else repr(value).encode("utf-8", "replace")
+
+
+def _offsets(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _nudge_offsets(value: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """High-water marks and start offsets from a nudge; a malformed nudge counts as an empty one (the
+    next one brings fresh marks) rather than stopping the agent."""
+    try:
+        data = orjson.loads(value) if isinstance(value, bytes | bytearray | memoryview | str) else value
+    except orjson.JSONDecodeError:
+        return {}, {}
+    if not isinstance(data, dict):
+        return {}, {}
+    return _offsets(data.get("highwater")), _offsets(data.get("start"))
+
+
 def _seq(headers: Any) -> int | None:
-    for name, value in headers or ():
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            continue
+        name, value = pair
         if name == SEQ_HEADER:
             try:
                 return int(value)

@@ -9,7 +9,8 @@ import jsonschema
 import orjson
 import pytest
 
-from paysentry.contract import Decision, InvalidEvent, RuleHit, parse_event
+from paysentry.contract import MAX_DECISION_BYTES, Decision, InvalidEvent, RuleHit, parse_event
+from paysentry.redaction import redact_raw
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
 KEY = b"test-key"
@@ -93,8 +94,91 @@ def test_decision_matches_the_decision_schema() -> None:
     ],
 )
 def test_dead_letter_copies_never_hold_a_clear_account(raw: str) -> None:
-    from paysentry.replay import redact_raw
-
     redacted = redact_raw(raw)
     assert "62220202001122" not in redacted
     assert "****" in redacted
+
+
+# -- money is exact, keys are distinct ---------------------------------------------------------------------
+
+RELEASE = (
+    b'{"type": "payment.released", "event_id": "m-1", "event_time": "2026-11-27T16:30:00+08:00", '
+    b'"payment_id": "P1", "vendor_id": "V1", "currency": "CNY", "amount": %s}'
+)
+
+
+@pytest.mark.parametrize(
+    ("written", "amount"),
+    [(b"1234567890123.4567", "1234567890123.4567"), (b"0.1", "0.1"), (b"125000", "125000"), (b"1e3", "1000"),
+     (b"999999999999999", "999999999999999"), (b"12.50", "12.50")],
+)  # fmt: skip
+def test_json_numbers_for_money_are_read_exactly(written: bytes, amount: str) -> None:
+    event = parse_event(RELEASE % written, account_key=KEY)
+    assert event.amount == Decimal(amount) and str(event.amount) == amount
+
+
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [(b"1.23456", "more than 4 decimals"), (b"100.00000", "more than 4 decimals"), (b"1e15", "15 integer digits"),
+     (b"1000000000000000", "15 integer digits"), (b"-0.0", "must be positive"), (b"1e-5", "more than 4 decimals"),
+     (b'"100.00\\n"', "not a decimal amount"), (b'"100.00\\n\\n"', "not a decimal amount")],
+)  # fmt: skip
+def test_json_numbers_for_money_follow_the_rules_of_text(written: bytes, words: str) -> None:
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(RELEASE % written, account_key=KEY)
+    assert refused.value.reason.startswith("amount") and words in refused.value.reason
+
+
+def test_a_trailing_newline_in_an_amount_is_refused_from_a_dict_too() -> None:
+    data = orjson.loads(RELEASE % b'"100.00"')
+    with pytest.raises(InvalidEvent, match="amount"):
+        parse_event(dict(data, amount="100.00\n"), account_key=KEY)
+
+
+@pytest.mark.parametrize("key", [b"amount", b"payment_id", b"event_id"])
+def test_duplicate_keys_are_refused_naming_the_key(key: bytes) -> None:
+    raw = (RELEASE % b'"10.00"')[:-1] + b', "' + key + b'": "99.00"}'
+    with pytest.raises(InvalidEvent, match=f"duplicate key '{key.decode()}'"):
+        parse_event(raw, account_key=KEY)
+
+
+def test_duplicate_keys_inside_extras_are_refused_too() -> None:
+    raw = (RELEASE % b'"10.00"')[:-1] + b', "extra": {"batch": 1, "batch": 2}}'
+    with pytest.raises(InvalidEvent, match="duplicate key 'batch'"):
+        parse_event(raw, account_key=KEY)
+
+
+def test_a_colon_inside_a_text_value_is_not_taken_for_a_key() -> None:
+    raw = (RELEASE % b'"10.00"')[:-1] + b', "note": "a\\": \\"b", "other": "x:y"}'
+    assert parse_event(raw, account_key=KEY).extra == {"note": 'a": "b', "other": "x:y"}
+
+
+# -- decisions are bounded in size -------------------------------------------------------------------------
+
+
+def test_a_decision_with_a_huge_reason_stays_far_below_a_kafka_message() -> None:
+    hit = RuleHit(rule_id="r", severity="high", action="hold", reason="x" * 10_000_000,
+                  labels={"team": "y" * 1_000_000}, annotations={"runbook": "z" * 1_000_000})  # fmt: skip
+    decision = Decision(payment_id="P1", event_id="e1", event_time="2026-11-27T16:30:00+08:00", action="hold",
+                        risk_score=0.7, severity="high", rule_hits=[hit])  # fmt: skip
+    encoded = decision.to_json()
+    assert len(encoded) <= MAX_DECISION_BYTES < 1024 * 1024
+    assert encoded == decision.to_json()  # still deterministic
+    written = Decision.model_validate_json(encoded)
+    assert written.rule_hits[0].reason.startswith("xxx") and "[truncated 9" in written.rule_hits[0].reason
+    assert written.action == "hold" and written.rule_hits[0].labels["team"].endswith("characters]")
+
+
+def test_a_decision_with_very_many_hits_is_bounded_and_says_so() -> None:
+    hits = [RuleHit(rule_id=f"r{i}", severity="low", action="review", reason="r" * 200) for i in range(20_000)]
+    decision = Decision(payment_id="P1", event_id="e1", event_time="2026-11-27T16:30:00+08:00", action="review",
+                        risk_score=0.3, rule_hits=hits, explanation={"amount": 10})  # fmt: skip
+    written = Decision.model_validate_json(decision.to_json())
+    assert len(decision.to_json()) <= MAX_DECISION_BYTES
+    assert len(written.rule_hits) == 32 and "first 32 of 20000" in written.explanation["truncated"]
+
+
+def test_a_small_decision_is_written_as_before() -> None:
+    decision = Decision(payment_id="P1", event_id="e1", event_time="2026-11-27T16:30:00+08:00", action="allow",
+                        risk_score=0.0, rule_hits=[])  # fmt: skip
+    assert decision.to_json() == orjson.dumps(decision.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
