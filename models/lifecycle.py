@@ -1,9 +1,14 @@
 """Model lifecycle: signed snapshots of the online model, kept in Redis (shared by workers) or a file.
 
 A worker restores the newest snapshot when it starts, so a restart does not send the model back to
-warm-up, and saves one every few thousand payments. Snapshots are pickles, and unpickling runs code,
-so each one carries an HMAC made with a key from the environment: a snapshot that was not written by
-a holder of the key (or was altered) is refused, never loaded.
+warm-up, and saves one every few minutes. A snapshot is the model's state as JSON data
+(models.model_state), never a pickle: loading one rebuilds a fresh model from checked numbers and names,
+so even a snapshot written by someone holding the key cannot run code. Each snapshot also carries an
+HMAC-SHA256 made with its own signing key (PAYSENTRY_MODEL_SIGNING_KEY, 32 bytes or more, shared by the
+workers and by nothing else): a snapshot that was not written by a holder of the key, or was altered or
+cut short, is refused before it is even parsed.
+
+The embedded run (`paysentry replay`, `demo`) takes no snapshots: it starts a fresh model every run.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +23,22 @@ from typing import Any, Protocol
 
 import orjson
 
+from models.model_state import StateRefused, model_from_state, model_state
 from models.scorer import CalibratedHalfSpaceTrees
 
-_MAGIC = b"PSMODEL1"
+_MAGIC = b"PSMODEL2"  # PSMODEL1 was a pickle: refused
+_SIGNATURE_BYTES = 32
+MIN_KEY_BYTES = 32
+MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
 class SnapshotRefused(ValueError):
     """The snapshot is not ours (bad signature), or not a model."""
+
+
+class WeakSigningKey(ValueError):
+    """The signing key is missing or too short to be a secret."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,25 +48,47 @@ class SnapshotInfo:
     saved_at: float
 
 
+def check_signing_key(key: bytes | None) -> bytes:
+    """The key itself, or WeakSigningKey (the message never shows the key)."""
+    if not key:
+        raise WeakSigningKey("PAYSENTRY_MODEL_SIGNING_KEY is not set: model snapshots need a signing key")
+    if len(key) < MIN_KEY_BYTES:
+        raise WeakSigningKey(
+            f"PAYSENTRY_MODEL_SIGNING_KEY is too short ({len(key)} bytes): use {MIN_KEY_BYTES} bytes or more "
+            "(e.g. `openssl rand -hex 32`)"
+        )
+    return key
+
+
 def dump_model(model: CalibratedHalfSpaceTrees, key: bytes) -> bytes:
-    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    meta = orjson.dumps({"version": model.version, "learned": model.learned, "saved_at": time.time()})
-    body = len(meta).to_bytes(4, "big") + meta + payload
-    return _MAGIC + hmac.new(key, body, hashlib.sha256).digest() + body
+    body = orjson.dumps({"version": model.version, "learned": model.learned, "saved_at": time.time(),
+                         "model": model_state(model)})  # fmt: skip
+    return _MAGIC + hmac.new(check_signing_key(key), body, hashlib.sha256).digest() + body
 
 
 def load_model(blob: bytes, key: bytes) -> tuple[CalibratedHalfSpaceTrees, SnapshotInfo]:
+    key = check_signing_key(key)
+    if len(blob) > MAX_SNAPSHOT_BYTES:
+        raise SnapshotRefused(f"snapshot of {len(blob)} bytes is larger than {MAX_SNAPSHOT_BYTES}")
     if not blob.startswith(_MAGIC):
-        raise SnapshotRefused("not a paysentry model snapshot")
-    signature, body = blob[len(_MAGIC) : len(_MAGIC) + 32], blob[len(_MAGIC) + 32 :]
+        raise SnapshotRefused("not a paysentry model snapshot (or one in an older format)")
+    signature, body = blob[len(_MAGIC) : len(_MAGIC) + _SIGNATURE_BYTES], blob[len(_MAGIC) + _SIGNATURE_BYTES :]
     if not hmac.compare_digest(signature, hmac.new(key, body, hashlib.sha256).digest()):
-        raise SnapshotRefused("snapshot signature does not match: refusing to unpickle it")
-    size = int.from_bytes(body[:4], "big")
-    meta = orjson.loads(body[4 : 4 + size])
-    model = pickle.loads(body[4 + size :])  # noqa: S301 - signed by a holder of the key, checked above
-    if not isinstance(model, CalibratedHalfSpaceTrees):
-        raise SnapshotRefused(f"snapshot holds a {type(model).__name__}, not a model")
-    return model, SnapshotInfo(meta["version"], meta["learned"], meta["saved_at"])
+        raise SnapshotRefused("snapshot signature does not match: not written with this signing key, or altered")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotRefused(f"snapshot is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or set(data) != {"version", "learned", "saved_at", "model"}:
+        raise SnapshotRefused("snapshot does not have the fields version, learned, saved_at, model")
+    try:
+        model = model_from_state(data["model"])
+    except StateRefused as exc:
+        raise SnapshotRefused(str(exc)) from None
+    saved_at = data["saved_at"]
+    if type(saved_at) not in (int, float) or data["version"] != model.version or data["learned"] != model.learned:
+        raise SnapshotRefused("snapshot header does not match the model it holds")
+    return model, SnapshotInfo(model.version, model.learned, float(saved_at))
 
 
 class SnapshotStore(Protocol):
@@ -65,7 +99,7 @@ class SnapshotStore(Protocol):
 
 class FileSnapshots:
     def __init__(self, path: Path, key: bytes):
-        self.path, self.key = path, key
+        self.path, self.key = path, check_signing_key(key)
 
     def save(self, model: CalibratedHalfSpaceTrees) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,14 +108,18 @@ class FileSnapshots:
         partial.replace(self.path)  # atomic: a reader never sees half a snapshot
 
     def load(self) -> tuple[CalibratedHalfSpaceTrees, SnapshotInfo] | None:
-        return load_model(self.path.read_bytes(), self.key) if self.path.exists() else None
+        if not self.path.exists():
+            return None
+        if self.path.stat().st_size > MAX_SNAPSHOT_BYTES:
+            raise SnapshotRefused(f"snapshot file is larger than {MAX_SNAPSHOT_BYTES} bytes")
+        return load_model(self.path.read_bytes(), self.key)
 
 
 class RedisSnapshots:
     """Newest snapshot per model name; the previous one is kept for a rollback."""
 
     def __init__(self, client: Any, key: bytes, name: str = "default", prefix: str = "paysentry:model:"):
-        self.client, self.key = client, key
+        self.client, self.key = client, check_signing_key(key)
         self.latest = f"{prefix}{name}:latest"
         self.previous = f"{prefix}{name}:previous"
 
@@ -96,6 +134,8 @@ class RedisSnapshots:
         pipe.execute()
 
     def load(self) -> tuple[CalibratedHalfSpaceTrees, SnapshotInfo] | None:
+        if (self.client.strlen(self.latest) or 0) > MAX_SNAPSHOT_BYTES:
+            raise SnapshotRefused(f"snapshot in Redis is larger than {MAX_SNAPSHOT_BYTES} bytes")
         blob = self.client.get(self.latest)
         return None if blob is None else load_model(blob, self.key)
 

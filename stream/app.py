@@ -7,20 +7,22 @@
 `create_app(settings)` builds everything for one worker; `paysentry worker` runs it. Alert handling
 (routing, grouping, notifications) reads the `alerts` topic (stream/alerts_agent.py); the online model is
 restored from and saved to Redis snapshots (stream/model_snapshots.py).
+
+The internal topics (`engine.events`, `ingest.ticks`) carry an HMAC of each value (`ps-sig` header, key
+`StreamSettings.internal_key`); a record without a valid one is dead-lettered, never acted on. The web
+server (when `PAYSENTRY_WEB_PORT` is set) listens on `PAYSENTRY_WEB_BIND`, loopback unless told otherwise.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
-import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import orjson
 from aiokafka import TopicPartition
-from intervaltree import IntervalTree
 
 from paysentry.core import Engine
 from rules.loader import DEFAULT_RULES_DIR
@@ -28,11 +30,12 @@ from rules.reload import RulesHolder
 from rules.signal import ReloadListener
 from stream.alerts_agent import register_alerts
 from stream.decide import DecisionStage
+from stream.delivery import DeliveryGuard
 from stream.ingest import NUDGE, IngestStage
-from stream.model_snapshots import register_model_snapshots
+from stream.model_snapshots import register_model_snapshots, snapshot_signing_key
 from stream.settings import StreamSettings
 from stream.sinks import BrokerOffsets, OutputReader
-from stream.topics import DEADLETTER, ENGINE, INBOUND
+from stream.topics import DEADLETTER, ENGINE, INBOUND, SIGNATURE_HEADER, envelope_signature, sign_envelope
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,9 @@ def live_rules(settings: StreamSettings) -> RulesHolder:
 
 
 def create_app(settings: StreamSettings, *, fault: str | None = None, engine: Engine | None = None) -> StreamApp:
+    # keys first: a worker with a missing or weak one stops here, before it starts anything
+    account_key, internal_key = settings.require_hash_key(), settings.internal_key()
+    snapshot_signing_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.group_id,
@@ -92,6 +98,7 @@ def create_app(settings: StreamSettings, *, fault: str | None = None, engine: En
         value_serializer="raw",
         web_enabled=settings.web_port is not None,
         web_port=settings.web_port or 6066,
+        web_bind=settings.web_bind,
     )
     inbound = _raw_topic(app, settings, *INBOUND, NUDGE)
     nudges = _raw_topic(app, settings, NUDGE)
@@ -102,8 +109,11 @@ def create_app(settings: StreamSettings, *, fault: str | None = None, engine: En
     state_table = app.Table("shard-state", key_type=str, value_type=bytes, partitions=settings.partitions)
     prefix = settings.topic_prefix
 
-    async def send_engine(**kwargs: Any) -> Any:
-        return await engine_topic.send(**kwargs)
+    def signed(value: bytes) -> list[tuple[str, bytes]]:
+        return [(SIGNATURE_HEADER, sign_envelope(internal_key, value))]
+
+    async def send_engine(*, value: bytes, **kwargs: Any) -> Any:
+        return await engine_topic.send(value=value, headers=signed(value), **kwargs)
 
     async def send_deadletter(**kwargs: Any) -> Any:
         return await deadletter.send(**kwargs)
@@ -116,27 +126,35 @@ def create_app(settings: StreamSettings, *, fault: str | None = None, engine: En
 
     reader = OutputReader(settings)
     ingest = IngestStage(
-        account_key=settings.require_hash_key(), partitions=settings.partitions,
+        account_key=account_key, partitions=settings.partitions,
         partition_of=settings.partition_for_shard, routes=_RouteView(routes),
         short_name=lambda topic: topic.removeprefix(prefix), send_engine=send_engine, send_deadletter=send_deadletter,
-        idle_after=settings.idle_seconds,
+        idle_after=settings.idle_seconds, time_window=settings.time_window(),
     )  # fmt: skip
     decide = DecisionStage(
         engine=engine or Engine(live_rules(settings)), table=state_table,
         partitions=settings.partitions, partition_of=settings.partition_for_shard,
         alert_action=settings.alert_action, send=send_output, flush=flush,
         read_back=reader.event_ids, checkpoint_events=settings.checkpoint_events,
-        checkpoint_seconds=settings.checkpoint_seconds, max_buffer=settings.max_buffer, fault=fault,
+        checkpoint_seconds=settings.checkpoint_seconds, max_buffer=settings.max_buffer, internal_key=internal_key,
+        send_deadletter=send_deadletter, fault=fault,
     )  # fmt: skip
 
-    clock = _ProgressClock(app, settings, nudges)
-    guard = _DeliveryGuard(app, settings, {settings.topic(n) for n in (*INBOUND, NUDGE, ENGINE)})
+    clock = _ProgressClock(app, settings, nudges, internal_key)
+    guard = DeliveryGuard(app, settings, {settings.topic(n) for n in (*INBOUND, NUDGE, ENGINE)})
     nudge_topic = settings.topic(NUDGE)
 
     @app.agent(inbound, name="ingest")
     async def ingest_agent(stream: Any) -> None:
         async for event in stream.noack().events():
             if not await guard.admit(event):
+                continue
+            if event.message.topic == nudge_topic and not clock.genuine(event):
+                await send_deadletter(key=NUDGE.encode(), value=orjson.dumps({
+                    "reason": "progress nudge without a valid signature: not written by this deployment",
+                    "topic": event.message.topic, "partition": event.message.partition,
+                    "offset": event.message.offset}))  # fmt: skip
+                event.ack()
                 continue
             if event.message.topic == nudge_topic and clock.stale(event.value):
                 event.ack()  # a nudge of an earlier assignment: its start offsets are not this owner's
@@ -223,8 +241,8 @@ class _ProgressClock:
     (its position would stay below the high-water mark), and with it the watermark of every decision
     partition. `stale` recognises them; a tick that a rebalance overtakes is not sent."""
 
-    def __init__(self, app: faust.App, settings: StreamSettings, nudges: Any) -> None:
-        self.app, self.settings, self.nudges = app, settings, nudges
+    def __init__(self, app: faust.App, settings: StreamSettings, nudges: Any, key: bytes) -> None:
+        self.app, self.settings, self.nudges, self.key = app, settings, nudges, key
         self.starts: dict[TopicPartition, int] = {}
         self.generation = -1  # the consumer-group generation `starts` belong to
         self.offsets = BrokerOffsets(settings)
@@ -232,6 +250,18 @@ class _ProgressClock:
     def forget(self, revoked: set[Any]) -> None:
         for tp in revoked:
             self.starts.pop(TopicPartition(tp.topic, tp.partition), None)
+
+    def genuine(self, event: Any) -> bool:
+        """A nudge this deployment's clock wrote: signed, and a JSON object."""
+        value, signature = event.value, envelope_signature(event.message.headers)
+        if not isinstance(value, bytes) or signature is None:
+            return False
+        if not hmac.compare_digest(signature, sign_envelope(self.key, value)):
+            return False
+        try:
+            return isinstance(orjson.loads(value), dict)
+        except orjson.JSONDecodeError:
+            return False
 
     def stale(self, value: Any) -> bool:
         """A nudge computed before this worker's current assignment."""
@@ -279,122 +309,6 @@ class _ProgressClock:
                     record["highwater"][topic] = highwaters[tp]
                 if tp in self.starts:
                     record["start"][topic] = self.starts[tp]
-            await self.nudges.send(key=None, value=orjson.dumps(record), partition=group)
-
-
-class _NoGaps(defaultdict[Any, IntervalTree]):
-    """Faust's consumer counts offsets it skipped over as acknowledged ("gaps": transaction markers,
-    compacted records). The agents' topics have neither: there a skip is Faust delivering a record from
-    before a seek, and counting the skipped records as acknowledged would let a commit pass records the
-    stages still hold. For those topics the gaps Faust notes are forgotten."""
-
-    def __init__(self, topics: set[str], existing: dict[Any, IntervalTree]) -> None:
-        super().__init__(IntervalTree, {tp: tree for tp, tree in existing.items() if tp.topic not in topics})
-        self.topics = topics
-
-    def __missing__(self, tp: Any) -> IntervalTree:
-        if tp.topic in self.topics:
-            return IntervalTree()  # not stored: what Faust adds to it is dropped
-        return super().__missing__(tp)
-
-
-class _DeliveryGuard:
-    """Hands each input partition to the stages exactly once and in offset order, from where the group
-    resumes it (the committed offset), in every generation of the consumer group.
-
-    faust-streaming 0.15.3 does not quite: around a rebalance it can deliver records from before its seek
-    to the committed offsets (below them: already covered by a checkpoint), deliver records twice, or skip
-    some (a stale read offset, set by a fetch that straddled the rebalance, makes its consumer drop them
-    as already read). A record below the next offset due is dropped (the stage has it, or a checkpoint
-    covers it); a record past it makes the guard seek the partition back to the next offset due through
-    Faust's consumer, which also resets Faust's read offset; a partition with records waiting and none
-    delivered for `stall_seconds` is sought back the same way. Dropped records are not acknowledged, so
-    nothing is committed past a record the stages have not seen."""
-
-    def __init__(self, app: faust.App, settings: StreamSettings, topics: set[str]) -> None:
-        self.app, self.topics, self.stall = app, topics, settings.stall_seconds
-        self.offsets = BrokerOffsets(settings)
-        self.next: dict[TopicPartition, int] = {}
-        self.moved: dict[TopicPartition, float] = {}  # when a record was last handed over
-        self.sought: dict[TopicPartition, float] = {}  # when the partition was last sought back
-        self.epoch = 0  # bumped on revocation: a lookup begun before it is void
-
-    def install(self) -> None:
-        consumer: Any = self.app.consumer
-        if not isinstance(consumer._gap, _NoGaps):
-            consumer._gap = _NoGaps(self.topics, consumer._gap)
-
-    def forget(self, revoked: set[Any]) -> None:
-        self.epoch += 1
-        for tp in revoked:
-            key = TopicPartition(tp.topic, tp.partition)
-            self.next.pop(key, None)
-            self.moved.pop(key, None)
-            self.sought.pop(key, None)
-
-    async def close(self) -> None:
-        await self.offsets.close()
-
-    async def admit(self, event: Any) -> bool:
-        message = event.message
-        tp = TopicPartition(message.topic, message.partition)
-        expected = self.next.get(tp)
-        if expected is None:
-            await self._start([tp])
-            expected = self.next.get(tp)
-            if expected is None:
-                return False  # not (or no longer) assigned here
-        if message.offset == expected:
-            self.next[tp] = expected + 1
-            self.moved[tp] = time.monotonic()
-            return True
-        if message.offset > expected and time.monotonic() - self.sought.get(tp, float("-inf")) >= 1.0:
-            log.warning("%s-%s: offset %s delivered, %s due: seeking back", tp.topic, tp.partition,
-                        message.offset, expected)  # fmt: skip
-            await self._seek(tp, expected)
-        return False
-
-    async def watch(self) -> None:
-        """Seek back a partition that has records waiting and delivers none."""
-        try:
-            if self.app.rebalancing:
-                return
-            consumer: Any = self.app.consumer
-            tps = [TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self.topics]
-            await self._start([tp for tp in tps if tp not in self.next])
-            now = time.monotonic()
-            quiet = [tp for tp in tps if tp in self.next and now - max(self.moved.get(tp, now),
-                     self.sought.get(tp, float("-inf"))) >= self.stall]  # fmt: skip
-            if not quiet:
-                return
-            ends = await self.offsets.end(quiet)
-            for tp in quiet:
-                expected = self.next.get(tp)
-                if expected is not None and ends.get(tp, 0) > expected and not self.app.rebalancing:
-                    log.warning("%s-%s: %s records waiting from offset %s, none delivered for %.0fs: seeking back",
-                                tp.topic, tp.partition, ends[tp] - expected, expected, self.stall)  # fmt: skip
-                    await self._seek(tp, expected)
-        except Exception as exc:  # a rebalance or a broker hiccup: the next round tries again
-            log.info("delivery watch skipped: %r", exc)
-
-    async def _start(self, tps: list[TopicPartition]) -> None:
-        """The next offset due of partitions new in this generation: where the group resumes them."""
-        if not tps:
-            return
-        epoch = self.epoch
-        points = await self.offsets.resume_points(tps)
-        assigned = {TopicPartition(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
-        if epoch != self.epoch:
-            return  # revoked meanwhile
-        now = time.monotonic()
-        for tp in tps:
-            if tp in points and tp in assigned and tp not in self.next:
-                self.next[tp] = points[tp]
-                self.moved[tp] = now
-
-    async def _seek(self, tp: TopicPartition, offset: int) -> None:
-        self.sought[tp] = time.monotonic()
-        try:
-            await self.app.consumer.seek_wait({tp: offset})
-        except Exception as exc:  # revoked meanwhile: the next owner starts from the committed offset
-            log.info("seek %s-%s -> %s failed: %r", tp.topic, tp.partition, offset, exc)
+            value = orjson.dumps(record)
+            await self.nudges.send(key=None, value=value, partition=group,
+                                   headers=[(SIGNATURE_HEADER, sign_envelope(self.key, value))])  # fmt: skip

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from stream.settings import StreamSettings
+from stream.settings import StreamSettings, settings_error
 from stream.topics import OUTBOUND, SEQ_HEADER, key_for_record, topic_for_type
 
 console = Console(stderr=True)
@@ -31,6 +31,15 @@ def register_stream_commands(app: typer.Typer) -> None:
     app.command()(tail)
 
 
+def _settings() -> StreamSettings:
+    """The settings, or one line saying which one is wrong (never its value) and exit status 2."""
+    try:
+        return StreamSettings()
+    except ValueError as exc:  # pydantic's ValidationError included
+        console.print(f"[red]error:[/] {settings_error(exc)}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
 ) -> None:
@@ -40,11 +49,15 @@ def worker(
     from stream.app import create_app
     from stream.sinks import ensure_topics
 
-    settings = StreamSettings()
+    settings = _settings()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    try:  # keys are checked here, before anything is created on the broker
+        stream_app = create_app(settings, fault=os.environ.get("PAYSENTRY_FAULT"))
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {settings_error(exc)}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     loop.run_until_complete(ensure_topics(settings, settings.replication))
-    stream_app = create_app(settings, fault=os.environ.get("PAYSENTRY_FAULT"))
     console.print(
         f"worker [bold]{settings.group_id}[/] on {', '.join(settings.brokers)}: {settings.partitions} partitions, "
         f"store {settings.store_url()}, alerts at [bold]{settings.alert_action}[/] and above"
@@ -59,7 +72,7 @@ def produce(
 ) -> None:
     """Publish events files to the inbound topics (by event type), keyed by payment or vendor id."""
     lines = [line for path in files for line in path.read_bytes().splitlines() if line.strip()]
-    settings = StreamSettings()
+    settings = _settings()
     started = time.perf_counter()
     sent = asyncio.run(_produce(settings, lines, rate, quiet))
     elapsed = time.perf_counter() - started
@@ -111,7 +124,7 @@ def tail(
     count: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
 ) -> None:
     """Print the records of an output topic as JSON Lines."""
-    settings = StreamSettings()
+    settings = _settings()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(settings, topic, from_beginning, None if follow else idle, count))
 

@@ -22,6 +22,11 @@ Deciding at most once, losing nothing, across a SIGKILL at any instant (see stre
    record precedes its entity writes in the same changelog partition) and reads the outputs written
    since that checkpoint; re-processing the unacknowledged input then rebuilds the same decisions, and
    those already on the broker are not sent again.
+
+No single record stops a partition: a record that is not a well-formed envelope signed by this
+deployment (stream.topics), an event that does not validate, and an event or timer on which the core
+raises are each dead-lettered with the reason (exception type and message, no traceback, no record
+content) and acknowledged in turn; the partition goes on with the next one.
 """
 
 from __future__ import annotations
@@ -39,13 +44,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from models.features import epoch
 from paysentry.contract import Decision, Event, action_rank
 from paysentry.core import Engine
 from paysentry.state import Entity, PaymentRecord, decode_entity, encode_entity, key_for, shard_of
 from paysentry.windows import DAY
-from stream.topics import ALERTS, DECISIONS, EVENT_ID_HEADER, Routed, Tick, decode_envelope
+from stream.reasons import exception_reason, validation_reason
+from stream.topics import (
+    ALERTS,
+    DECISIONS,
+    ENGINE,
+    EVENT_ID_HEADER,
+    InvalidEnvelope,
+    Routed,
+    Tick,
+    decode_envelope,
+    envelope_signature,
+)
 
 log = logging.getLogger(__name__)
 CHECKPOINT_KEY = "~ckpt/{partition}"
@@ -112,8 +129,10 @@ class DecisionStage:
     def __init__(self, *, engine: Engine, table: Any, partitions: int, partition_of: Callable[[str], int],
                  alert_action: str, send: Callable[..., Any],
                  flush: Callable[[], Awaitable[None]], read_back: ReadBack, checkpoint_events: int,
-                 checkpoint_seconds: float, max_buffer: int, fault: str | None = None) -> None:  # fmt: skip
+                 checkpoint_seconds: float, max_buffer: int, internal_key: bytes,
+                 send_deadletter: Callable[..., Awaitable[Any]], fault: str | None = None) -> None:  # fmt: skip
         self.engine, self.table, self.partitions, self.partition_of = engine, table, partitions, partition_of
+        self.internal_key, self.send_deadletter = internal_key, send_deadletter
         self.alert_rank = action_rank(alert_action)
         self.send, self.flush, self.read_back = send, flush, read_back
         self.checkpoint_events, self.checkpoint_seconds = checkpoint_events, checkpoint_seconds
@@ -136,9 +155,16 @@ class DecisionStage:
                 state = self.states[partition] = await self._recover(partition)
             pending = _Pending(event)
             state.unacked.append(pending)
-            envelope = decode_envelope(event.value)
             offset, state.read_to = event.message.offset, max(state.read_to, event.message.offset)
-            if isinstance(envelope, Tick) and offset < state.read_to:
+            try:
+                envelope = self._envelope(event)
+            except InvalidEnvelope as refused:
+                await self._dead_letter(event, str(refused))
+                envelope = None
+                pending.done = True
+            if envelope is None:
+                pass
+            elif isinstance(envelope, Tick) and offset < state.read_to:
                 pending.done = True  # a tick read again after a seek is stale: progress never goes back
             elif isinstance(envelope, Tick):
                 state.low[envelope.source] = envelope.low
@@ -170,6 +196,20 @@ class DecisionStage:
                     "watermark": self._watermark(s), "groups": len(s.low), "timers": len(s.scheduled)}
                 for p, s in sorted(self.states.items())}  # fmt: skip
 
+    def _envelope(self, event: Any) -> Routed | Tick:
+        signature = envelope_signature(event.message.headers)
+        envelope = decode_envelope(event.value, key=self.internal_key, signature=signature)
+        if isinstance(envelope, Tick) and envelope.source >= self.partitions:
+            raise InvalidEnvelope(f"tick from ingest group {envelope.source}: there are {self.partitions}")
+        return envelope
+
+    async def _dead_letter(self, event: Any, reason: str, event_id: str | None = None) -> None:
+        """The record's origin and the reason; not its content (it is refused, or it made the core fail)."""
+        message = event.message
+        record = {"reason": reason, "topic": message.topic, "partition": message.partition,
+                  "offset": message.offset, "event_id": event_id}  # fmt: skip
+        await self.send_deadletter(key=ENGINE.encode(), value=orjson.dumps(record))
+
     # -- event-time order -------------------------------------------------------------------------
     def _watermark(self, state: PartitionState) -> float:
         """Events older than this have all arrived (inf: every ingest group is idle)."""
@@ -182,50 +222,65 @@ class DecisionStage:
         mark = self._watermark(state)
         while state.buffer and (state.buffer[0][0][0] < mark or len(state.buffer) > self.max_buffer):
             _, _, routed, pending = heapq.heappop(state.buffer)
-            await self._process(state, routed)
+            await self._process(state, routed, pending)
             state.awaiting.append(pending)
             if len(state.awaiting) >= self.checkpoint_events:
                 await self.checkpoint(state)
         if mark == float("inf") and state.high:
-            await self._emit(state, self._advance(state, max(state.high.values()) // 1_000_000))
+            await self._emit(state, await self._advance(state, max(state.high.values()) // 1_000_000))
 
-    async def _process(self, state: PartitionState, routed: Routed) -> None:
-        event = Event.model_validate(routed.event)
-        decisions = self._advance(state, epoch(event.event_time))
-        if routed.shard is None:
-            self.engine.apply_master(event, state.master)
-        else:
-            decision = self.engine.process(event, state.store, shard=routed.shard, master=state.master)
-            if decision is not None:
-                decisions.append(decision)
-            if event.payment_id:
-                self._schedule(state, event.payment_id, routed.shard)
+    async def _process(self, state: PartitionState, routed: Routed, pending: _Pending) -> None:
+        event_id = routed.event.get("event_id")
+        event_id = event_id if isinstance(event_id, str) else None
+        try:
+            event = Event.model_validate(routed.event)
+        except ValidationError as invalid:
+            await self._dead_letter(pending.event, f"event does not validate: {validation_reason(invalid)}", event_id)
+            return
+        decisions: list[Decision] = []
+        try:
+            now = epoch(event.event_time)
+            decisions += await self._advance(state, now)
+            if routed.shard is None:
+                self.engine.apply_master(event, state.master)
+            else:
+                decision = self.engine.process(event, state.store, shard=routed.shard, master=state.master)
+                if decision is not None:
+                    decisions.append(decision)
+                if event.payment_id:
+                    self._schedule(state, event.payment_id, routed.shard)
+        except Exception as failed:  # one event must not stop the partition: it is dead-lettered instead
+            log.warning("partition %d: event %s dead-lettered: %s", state.index, event_id, type(failed).__name__)
+            reason = f"engine failed on this event: {exception_reason(failed)}"
+            await self._dead_letter(pending.event, reason, event_id)
+            await self._emit(state, decisions)  # the timers that fired before it
+            return
         state.processed += 1
-        if epoch(event.event_time) >= state.next_sweep:
-            self._sweep(state, epoch(event.event_time))
+        if now >= state.next_sweep:
+            self._sweep(state, now)
         await self._emit(state, decisions)
 
     def _sweep(self, state: PartitionState, now: int) -> None:
-        """Forget finished payments older than the longest window, as replay does: state stays bounded.
+        """Delete this partition's entities that already read as absent at event time `now` (idle past
+        their horizon: `Engine.expired`), as replay does, so when a sweep runs never changes a decision.
         The deletions are written (as table tombstones) by the next checkpoint, like any other change."""
         state.next_sweep = now + DAY
-        keys = {k for k in self.table.keys() if "/p:" in k} | {k for k in state.dirty if "/p:" in k}  # noqa: SIM118
         swept = 0
-        for key in keys:
+        for key in set(self.table.keys()) | set(state.dirty):  # noqa: SIM118
             shard = shard_of(key)
             if shard is None or shard.startswith(("~", "#")) or self.partition_of(shard) != state.index:
                 continue
-            record = state.store.get(key)
-            if isinstance(record, PaymentRecord) and self.engine.expired(record, now):
+            entity = state.store.get(key)
+            if entity is not None and self.engine.expired(entity, now):
                 state.dirty[key] = None
-                if record.payment_id:
-                    state.scheduled.pop(record.payment_id, None)
+                if isinstance(entity, PaymentRecord) and entity.payment_id:
+                    state.scheduled.pop(entity.payment_id, None)
                 swept += 1
         if swept:
-            log.info("partition %d: swept %d finished payments older than the longest window", state.index, swept)
+            log.info("partition %d: swept %d entities idle past their horizon", state.index, swept)
 
     # -- timers (as paysentry.replay.Replayer, per partition) -------------------------------------
-    def _advance(self, state: PartitionState, now: int) -> list[Decision]:
+    async def _advance(self, state: PartitionState, now: int) -> list[Decision]:
         decisions: list[Decision] = []
         while state.timers and state.timers[0][0] <= now:
             due, payment_id = heapq.heappop(state.timers)
@@ -234,8 +289,15 @@ class DecisionStage:
                 continue
             shard = scheduled[1]
             del state.scheduled[payment_id]
-            decisions += self.engine.check_timers([payment_id], due, state.store, shard=shard, master=state.master)
-            self._schedule(state, payment_id, shard)
+            try:
+                decisions += self.engine.check_timers([payment_id], due, state.store, shard=shard, master=state.master)
+                self._schedule(state, payment_id, shard)
+            except Exception as failed:  # the payment's timer is dropped (retrying it would fail again)
+                log.warning("partition %d: timer of %s dead-lettered: %s", state.index, payment_id,
+                            type(failed).__name__)  # fmt: skip
+                record = {"reason": f"engine failed on a timer: {exception_reason(failed)}", "topic": ENGINE,
+                          "partition": state.index, "payment_id": payment_id, "due": due}  # fmt: skip
+                await self.send_deadletter(key=ENGINE.encode(), value=orjson.dumps(record))
         return decisions
 
     def _schedule(self, state: PartitionState, payment_id: str, shard: str) -> None:

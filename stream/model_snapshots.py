@@ -1,8 +1,9 @@
 """The online model across restarts: each worker restores the newest signed snapshot from Redis when it
 starts (so it does not go back to warm-up) and saves one every few minutes once it has learnt more.
 
-Workers learn independently between snapshots; the newest save wins. Snapshots are signed with the
-account hash key (models.lifecycle), so a snapshot someone else wrote into Redis is never unpickled.
+Workers learn independently between snapshots; the newest save wins. Snapshots are model state as data,
+signed with PAYSENTRY_MODEL_SIGNING_KEY (models.lifecycle): with snapshots on (a Redis URL and
+PAYSENTRY_MODEL_SNAPSHOTS not false) a worker refuses to start without a key of 32 bytes or more.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING
 import redis
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.lifecycle import RedisSnapshots, SnapshotRefused, dump_model
+from models.lifecycle import RedisSnapshots, SnapshotRefused, WeakSigningKey, check_signing_key, dump_model
 
 if TYPE_CHECKING:
     from stream.app import StreamApp
+    from stream.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +32,26 @@ class SnapshotSettings(BaseSettings):
     name: str = "default"
 
 
+def snapshot_signing_key(settings: StreamSettings) -> bytes | None:
+    """The key snapshots are signed with; None when snapshots are off; WeakSigningKey when they are on
+    and the key is missing or short (checked before the worker starts anything)."""
+    if not SnapshotSettings().snapshots or settings.redis_url is None:
+        return None
+    secret = settings.model_signing_key
+    try:
+        return check_signing_key(secret.get_secret_value().encode() if secret is not None else None)
+    except WeakSigningKey as exc:
+        raise WeakSigningKey(f"{exc} (or turn snapshots off: PAYSENTRY_MODEL_SNAPSHOTS=false)") from None
+
+
 def register_model_snapshots(stream_app: StreamApp, redis_url: str | None) -> None:
     options = SnapshotSettings()
-    if not options.snapshots or not redis_url:
+    key = snapshot_signing_key(stream_app.settings)
+    if key is None or not redis_url:
         log.info("model snapshots off (no Redis URL, or PAYSENTRY_MODEL_SNAPSHOTS=false)")
         return
     app, engine = stream_app.app, stream_app.decide.engine
-    store = RedisSnapshots(redis.Redis.from_url(redis_url), stream_app.settings.require_hash_key(), options.name)
+    store = RedisSnapshots(redis.Redis.from_url(redis_url), key, options.name)
     saved_at = {"learned": -1}
 
     @app.task

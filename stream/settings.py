@@ -1,16 +1,19 @@
 """Settings of the live stream, from the environment (prefix PAYSENTRY_) or a `.env` file.
 
-Secrets (SASL and key passwords, the Redis URL, the account hash key) are `SecretStr`: they print as
-`**********` and are only unwrapped where a client is built.
+Secrets (SASL and key passwords, the Redis URL, the account hash key, the model signing key) are
+`SecretStr`: they print as `**********` and are only unwrapped where a client is built. A worker that
+meets a bad setting says so in one line (`settings_error`), never with the value.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from paysentry.contract import ACTIONS
 from paysentry.settings import EngineSettings
@@ -56,13 +59,26 @@ class StreamSettings(EngineSettings):
     max_buffer: int = Field(default=200_000, ge=1, description="events held for event-time order per partition")
     # -- other services ------------------------------------------------------------------------------
     redis_url: SecretStr | None = None
+    model_signing_key: SecretStr | None = Field(
+        default=None, description="signs model snapshots (32 bytes or more, the same on every worker)"
+    )
     web_port: int | None = None
+    web_bind: str = Field(default="127.0.0.1", description="interface of the web server (0.0.0.0: every one)")
 
     @field_validator("alert_action")
     @classmethod
     def _known_action(cls, value: str) -> str:
         if value not in ACTIONS:
             raise ValueError(f"alert_action must be one of {', '.join(ACTIONS)}")
+        return value
+
+    @field_validator("model_signing_key")
+    @classmethod
+    def _strong_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from models.lifecycle import check_signing_key
+
+            check_signing_key(value.get_secret_value().encode())
         return value
 
     # -- derived -------------------------------------------------------------------------------------
@@ -96,9 +112,14 @@ class StreamSettings(EngineSettings):
         return "rocksdb://" if kind == "rocksdb" else "memory://"
 
     def require_hash_key(self) -> bytes:
-        if self.account_hash_key is None:
+        if self.account_hash_key is None or not self.account_hash_key.get_secret_value():
             raise ValueError("PAYSENTRY_ACCOUNT_HASH_KEY must be set for workers (all workers share it)")
         return self.account_hash_key.get_secret_value().encode()
+
+    def internal_key(self) -> bytes:
+        """Key of the HMAC on `engine.events` records: derived from the account hash key, which every
+        worker of the deployment holds and nothing else needs, so no further secret to distribute."""
+        return hmac.new(self.require_hash_key(), b"paysentry internal records: engine.events", hashlib.sha256).digest()
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
@@ -145,3 +166,15 @@ class StreamSettings(EngineSettings):
         if context is not None:
             return faust.SSLCredentials(context)
         return None
+
+
+def settings_error(exc: ValidationError | ValueError) -> str:
+    """One line for a bad setting: the variable and what is wrong, never the value given."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = "PAYSENTRY_" + "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(message if message.startswith(name) else f"{name}: {message}")
+    return "invalid settings: " + "; ".join(problems)

@@ -12,11 +12,17 @@ every partition: each shard needs the master data as of its own events' time) an
 Outbound: `decisions` and `alerts` (key = payment_id, written to the partition of the payment's shard,
 so a payment's decisions stay together and a partition's owner can read back what it emitted),
 `deadletter` (key = source topic, value = reason, topic, partition, offset and the redacted raw record).
+
+`engine.events` records are trusted only when they come from this deployment: each carries an
+HMAC-SHA256 of its value in the `ps-sig` header (key: `StreamSettings.internal_key`), and
+`decode_envelope` refuses (`InvalidEnvelope`) a record that is unsigned, signed with another key, or not a
+well-formed envelope, so a forged tick cannot move the watermark nor a forged event skip ingest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +36,8 @@ DECISIONS, ALERTS, DEADLETTER = "decisions", "alerts", "deadletter"
 OUTBOUND = (DECISIONS, ALERTS, DEADLETTER)
 SEQ_HEADER = "ps-seq"  # position of the record in the producer's file: breaks event-time ties
 EVENT_ID_HEADER = "ps-event-id"
+SIGNATURE_HEADER = "ps-sig"  # HMAC of an engine.events record's value
+MAX_SHARD_LENGTH = 200
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -105,8 +113,53 @@ class Tick:
         return orjson.dumps({"k": "t", "g": self.source, "low": self.low, "high": self.high})
 
 
-def decode_envelope(raw: bytes) -> Routed | Tick:
-    data = orjson.loads(raw)
-    if data["k"] == "t":
-        return Tick(data["g"], data["low"], data["high"])
-    return Routed(data["ev"], data["s"], data["ts"], data["q"], data["g"], data["o"])
+class InvalidEnvelope(ValueError):
+    """An engine.events record this deployment did not write, or cannot read."""
+
+
+def sign_envelope(key: bytes, value: bytes) -> bytes:
+    return hmac.new(key, value, hashlib.sha256).hexdigest().encode()
+
+
+def envelope_signature(headers: Any) -> bytes | None:
+    for name, value in headers or ():
+        if name == SIGNATURE_HEADER:
+            return value if isinstance(value, bytes) else None
+    return None
+
+
+def _int(data: dict[str, Any], name: str, *, optional: bool = False, low: int = -(2**63)) -> Any:
+    value = data.get(name)
+    if value is None and optional:
+        return None
+    if type(value) is not int or value < low:
+        raise InvalidEnvelope(f"envelope field {name!r} is not a valid integer")
+    return value
+
+
+def decode_envelope(raw: Any, *, key: bytes, signature: bytes | None) -> Routed | Tick:
+    """The record as this deployment's ingest stage wrote it, or InvalidEnvelope with the reason."""
+    if not isinstance(raw, bytes):
+        raise InvalidEnvelope("empty record (no value)")
+    if signature is None:
+        raise InvalidEnvelope(f"unsigned record (no {SIGNATURE_HEADER} header): not written by this deployment")
+    if not hmac.compare_digest(signature, sign_envelope(key, raw)):
+        raise InvalidEnvelope("record signature does not match: not written by this deployment, or altered")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidEnvelope("record is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidEnvelope("record is not a JSON object")
+    kind = data.get("k")
+    if kind == "t":
+        return Tick(_int(data, "g", low=0), _int(data, "low", optional=True), _int(data, "high", optional=True))
+    if kind != "e":
+        raise InvalidEnvelope("record is neither an event nor a progress tick")
+    event, shard = data.get("ev"), data.get("s")
+    if not isinstance(event, dict):
+        raise InvalidEnvelope("envelope field 'ev' is not an object")
+    if shard is not None and (not isinstance(shard, str) or not 0 < len(shard) <= MAX_SHARD_LENGTH):
+        raise InvalidEnvelope("envelope field 's' is not a shard name")
+    return Routed(event, shard, _int(data, "ts"), _int(data, "q", optional=True), _int(data, "g", low=0),
+                  _int(data, "o", low=0))  # fmt: skip

@@ -64,6 +64,7 @@ def test_worker(compose: dict[str, Any]) -> None:
         "PAYSENTRY_SMTP_PORT": "1025",
         "PAYSENTRY_ALERTS_ROUTES_FILE": "/app/config/routes.yaml",
         "PAYSENTRY_ACCOUNT_HASH_KEY": "${PAYSENTRY_ACCOUNT_HASH_KEY:?set PAYSENTRY_ACCOUNT_HASH_KEY to a secret}",
+        "PAYSENTRY_MODEL_SIGNING_KEY": "${PAYSENTRY_MODEL_SIGNING_KEY:?set it to a secret of 32+ bytes}",
         "PYTHONUNBUFFERED": "1",
     }
     assert {"kafka", "redis", "mailpit"} <= set(worker["depends_on"])

@@ -27,6 +27,7 @@ from stream.sinks import read_topic
 
 REPO = Path(__file__).resolve().parents[2]
 HASH_KEY = "stream-tests-key"
+MODEL_KEY = "stream-tests-model-signing-key-32-bytes"
 
 
 @dataclass
@@ -37,11 +38,14 @@ class Worker:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    module: str | None = None  # run `python -m module` instead of `paysentry worker`
 
     def start(self) -> Worker:
         log = self.log_path.open("ab")
+        command = ["-m", self.module] if self.module else ["-c", "from paysentry.cli import app; app()", "worker",
+                                                           "--loglevel", "info"]  # fmt: skip
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from paysentry.cli import app; app()", "worker", "--loglevel", "info"],
+            [sys.executable, *command],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()
@@ -86,8 +90,8 @@ class StreamRig:
     tmp: Path
     workers: list[Worker] = field(default_factory=list)
 
-    def worker(self, name: str, **env: str) -> Worker:
-        worker = Worker(name, {**self.env, **env}, self.tmp / f"{name}.log")
+    def worker(self, name: str, module: str | None = None, **env: str) -> Worker:
+        worker = Worker(name, {**self.env, **env}, self.tmp / f"{name}.log", module=module)
         self.workers.append(worker)
         return worker.start()
 
@@ -141,6 +145,7 @@ def stream_rig(kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path) ->
         "PAYSENTRY_TOPIC_PREFIX": kafka_topic_prefix,
         "PAYSENTRY_APP_ID": "paysentry",
         "PAYSENTRY_ACCOUNT_HASH_KEY": HASH_KEY,
+        "PAYSENTRY_MODEL_SIGNING_KEY": MODEL_KEY,
         "PAYSENTRY_PARTITIONS": "4",
         "PAYSENTRY_STORE": "memory",
         "PAYSENTRY_DATA_DIR": str(tmp_path / "state"),

@@ -10,7 +10,7 @@ import redis
 
 from models.lifecycle import RedisSnapshots
 from paysentry.simulate import SimulationConfig, write_simulation
-from tests.stream.conftest import HASH_KEY, StreamRig
+from tests.stream.conftest import MODEL_KEY, StreamRig
 
 pytestmark = pytest.mark.kafka
 
@@ -21,7 +21,7 @@ def test_the_next_worker_restores_the_model(stream_rig: StreamRig, redis_clean_u
     stream_rig.produce(events)
     env = {"PAYSENTRY_REDIS_URL": redis_clean_url, "PAYSENTRY_MODEL_SNAPSHOT_SECONDS": "1"}
     first = stream_rig.worker("first", **env)
-    store = RedisSnapshots(redis.Redis.from_url(redis_clean_url), HASH_KEY.encode())
+    store = RedisSnapshots(redis.Redis.from_url(redis_clean_url), MODEL_KEY.encode())
     deadline = time.monotonic() + 120
     saved = None
     while time.monotonic() < deadline:

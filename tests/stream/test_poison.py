@@ -22,9 +22,23 @@ from aiokafka import AIOKafkaProducer
 
 from paysentry.cli import run_replay
 from paysentry.simulate import SimulationConfig, write_simulation
+from stream.ingest import NUDGE
 from stream.settings import StreamSettings
 from stream.sinks import ensure_topics, read_topic
-from stream.topics import ERP, LABELS, PSP, SEQ_HEADER, VENDOR, key_for_record, topic_for_type
+from stream.topics import (
+    ENGINE,
+    ERP,
+    LABELS,
+    PSP,
+    SEQ_HEADER,
+    SIGNATURE_HEADER,
+    VENDOR,
+    Routed,
+    Tick,
+    key_for_record,
+    sign_envelope,
+    topic_for_type,
+)
 from tests.stream.conftest import Simulated, StreamRig, assert_same_decisions, merge_by_time, replay_file
 from tests.test_contract import EXPECTED_FIELD
 
@@ -190,4 +204,76 @@ def test_poison_records_are_dead_lettered_and_the_rest_decided(
         assert not leaked, f"clear payee account in the dead-letter topic: {orjson.loads(message.value)}"
 
     assert worker.running, f"the worker stopped:\n{worker.log()[-3000:]}"
+    stream_rig.stop_all()
+
+
+async def produce_internal(
+    settings: StreamSettings, records: list[tuple[int, bytes, bytes | None]], topic: str = ENGINE
+) -> list[Any]:
+    """(partition, value, signature) straight to an internal topic, as someone with access to it could;
+    the metadata of each (partition, offset)."""
+    await ensure_topics(settings, settings.replication)
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all")
+    await producer.start()
+    try:
+        futures = []
+        for partition, value, signature in records:
+            headers = [(SIGNATURE_HEADER, signature)] if signature is not None else []
+            futures.append(await producer.send(settings.topic(topic), value, key=b"CN01", partition=partition,
+                                               headers=headers))  # fmt: skip
+        await producer.flush()
+        return [await future for future in futures]
+    finally:
+        await producer.stop()
+
+
+def test_internal_poison_and_engine_failures_are_dead_lettered_and_the_rest_decided(
+    stream_rig: StreamRig, small_stream: Simulated
+) -> None:
+    """Garbage, unsigned and forged records in `engine.events`, a signed event that does not validate, and
+    an event the core raises on: each is dead-lettered once with its reason, and every other event is
+    decided exactly as replay decides it (the failing event is a label: it never makes a decision)."""
+    valid = [orjson.loads(line) for line in small_stream.path.read_bytes().splitlines() if line.strip()]
+    labels = [row for row in valid if row["type"] == "label.confirmed"]
+    failing = labels[len(labels) // 2]
+    assert any(d["event_time"] > failing["event_time"] for d in small_stream.decisions)
+
+    key = stream_rig.settings.internal_key()
+    idle = Tick(0, None, None).encode()
+    invalid_event = Routed({"type": "payment.released", "event_id": "injected-invalid", "amount": "a lot"}, "CN01",
+                           0, None, 0, 0).encode()  # fmt: skip
+    unsigned_event = Routed({"type": "payment.released", "event_id": "injected-unsigned"}, "CN01", 0, None, 0, 0)
+    unsigned_event_value = unsigned_event.encode()
+    internal = [
+        (0, b"\x00\xff not an envelope", sign_envelope(key, b"\x00\xff not an envelope"), "not JSON"),
+        (1, idle, None, "unsigned"),  # "every ingest group is idle": would release events early
+        (2, idle, sign_envelope(b"someone else's key", idle), "signature does not match"),
+        (0, unsigned_event_value, None, "unsigned"),
+        (3, invalid_event, sign_envelope(key, invalid_event), "event does not validate"),
+    ]
+    written = asyncio.run(produce_internal(stream_rig.settings, [(p, v, s) for p, v, s, _ in internal]))
+    nudges = [b"not a nudge", orjson.dumps({"generation": 10**6, "highwater": {}, "start": {}})]  # unsigned
+    nudged = asyncio.run(produce_internal(stream_rig.settings, [(0, v, None) for v in nudges], NUDGE))
+    stream_rig.produce(small_stream.path)
+    stream_rig.worker("w1", module="tests.stream.failing_worker", PAYSENTRY_TEST_FAIL_EVENT=failing["event_id"])
+
+    got = stream_rig.read("decisions", expect=len(small_stream.decisions))
+    assert_same_decisions(got, small_stream.decisions)
+
+    stream_rig.wait_for("deadletter", len(internal) + len(nudges) + 1, timeout=60)
+    letters = [orjson.loads(m.value) for m in asyncio.run(read_raw(stream_rig.settings, "deadletter"))]
+    engine_topic = stream_rig.settings.topic(ENGINE)
+    for (_, _, _, reason), metadata in zip(internal, written, strict=True):
+        matching = [x for x in letters if (x["topic"], x["partition"], x["offset"]) == (engine_topic,
+                    metadata.partition, metadata.offset)]  # fmt: skip
+        assert len(matching) == 1 and reason in matching[0]["reason"], (reason, matching)
+    nudge_topic = stream_rig.settings.topic(NUDGE)
+    for metadata in nudged:
+        matching = [x for x in letters if (x["topic"], x["offset"]) == (nudge_topic, metadata.offset)]
+        assert len(matching) == 1 and "signature" in matching[0]["reason"], matching
+    failed = [x for x in letters if x.get("event_id") == failing["event_id"]]
+    assert len(failed) == 1, letters
+    assert failed[0]["reason"] == "engine failed on this event: ZeroDivisionError: float division by zero"
+    assert len(letters) == len(internal) + len(nudges) + 1, letters
+    assert stream_rig.workers[0].running
     stream_rig.stop_all()

@@ -21,6 +21,10 @@ async def _no_flush() -> None:
     return None
 
 
+async def _no_send(**kwargs: object) -> None:
+    return None
+
+
 def _stage(table: dict) -> DecisionStage:
     async def read_back(topic: str, partition: int, offset: int) -> set[str]:
         return set()
@@ -28,7 +32,8 @@ def _stage(table: dict) -> DecisionStage:
     return DecisionStage(
         engine=Engine(), table=table, partitions=2, partition_of=lambda shard: 0 if shard == "CN01" else 1,
         alert_action="review", send=lambda *a, **k: None, flush=_no_flush, read_back=read_back,
-        checkpoint_events=100, checkpoint_seconds=60, max_buffer=1000,
+        checkpoint_events=100, checkpoint_seconds=60, max_buffer=1000, internal_key=b"k" * 32,
+        send_deadletter=_no_send,
     )  # fmt: skip
 
 
