@@ -3,13 +3,21 @@
 Every shell (the Faust agents, `paysentry replay`, notebooks, tests) calls `Engine.process` with a
 parsed event and a `StateStore`. The engine reads the entities the event touches, computes features,
 asks the rules and the model, builds the decision, and writes each touched entity back exactly once.
-Redelivered events (a known `event_id`) change nothing and decide nothing. The only clock is event
-time; timers (`check_timers`) are driven by the shell with an event-time "now".
+Redelivered events change nothing and decide nothing. A redelivery is the same `event_id` with the
+same `type` for the same payment: the contract makes event ids unique per event, so an event of another
+type that reuses an id is a different event (e.g. a release sent with its creation's id) and is scored.
+`Engine.counts` counts what produced no decision (redeliveries, state-only label.* and vendor.* events)
+and the timers' decisions, so a shell can check that every input is accounted for.
+
+The only clock is event time; timers (`check_timers`) are driven by the shell with an event-time "now".
+State expires by event time too: an entity idle past its horizon reads as absent (see
+`paysentry.state`), so a sweep that deletes it changes nothing.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +40,6 @@ from paysentry.contract import Decision, Event, RuleHit, action_rank, severity_r
 from paysentry.params import CompanyParams
 from paysentry.routing import UNKNOWN_SHARD
 from paysentry.state import (
-    INVOICE_MEMORY,
     AccountMaster,
     AccountProfile,
     ChannelProfile,
@@ -83,6 +90,8 @@ class _Touched:
     store: StateStore
     shard: str
     master: StateStore
+    at: int  # event time of the read: what has been idle past its horizon by then reads as absent
+    expired: Callable[[Entity, int], bool]
     loaded: dict[str, Entity] = field(default_factory=dict)
     writes_master: bool = False
 
@@ -93,6 +102,8 @@ class _Touched:
         if key in self.loaded:
             return self.loaded[key]
         entity = (self.store if cls.sharded else self.master).get(key)
+        if entity is not None and self.expired(entity, self.at):
+            entity = None
         if entity is None:
             if not create:
                 return None
@@ -103,6 +114,7 @@ class _Touched:
 
     def write_back(self) -> None:
         for key, entity in self.loaded.items():
+            entity.touch(self.at)
             (self.store if type(entity).sharded else self.master)[key] = entity
 
 
@@ -136,12 +148,17 @@ class Engine:
         self.model = model if model is not None else CalibratedHalfSpaceTrees()
         # Notebooks and training read the exact features the stream decides on through this hook.
         self.feature_sink = feature_sink
+        # redelivered / state_only: events that decide nothing; decided: events that did; timer: timer decisions
+        self.counts: Counter[str] = Counter()
 
     # -- inbound events --------------------------------------------------------------------------
     def apply_master(self, event: Event, master: StateStore) -> None:
         """Apply a vendor.* event to the master data that every shard reads."""
-        touched = _Touched(master, UNKNOWN_SHARD, master, writes_master=True)
-        self._apply_vendor_event(event, touched)
+        touched = _Touched(master, UNKNOWN_SHARD, master, epoch(event.event_time), self.expired, writes_master=True)
+        if self._apply_vendor_event(event, touched):
+            self.counts["state_only"] += 1
+        else:
+            self.counts["redelivered"] += 1
         touched.write_back()
 
     def process(
@@ -153,18 +170,22 @@ class Engine:
         if event.family == "vendor":
             self.apply_master(event, master)
             return None
-        touched = _Touched(store, shard, master)
+        at = epoch(event.event_time)
+        touched = _Touched(store, shard, master, at, self.expired)
         record: PaymentRecord = touched.get(PaymentRecord, event.payment_id)
-        if not record.remember(event.event_id):
+        if not record.remember(redelivery_key(event)):
+            self.counts["redelivered"] += 1
             return None  # a redelivery: already applied and decided
         record.payment_id = event.payment_id
         if event.type == "label.confirmed":
             record.label, record.typology = event.verdict, event.typology
             touched.write_back()
+            self.counts["state_only"] += 1
             return None
-        decision, model_x = self._decide(event.type, event, record, touched, epoch(event.event_time))
+        decision, model_x = self._decide(event.type, event, record, touched, at)
         self._apply_payment_event(event, record, touched, decision, model_x)
         touched.write_back()
+        self.counts["decided"] += 1
         return decision
 
     def process_batch(
@@ -184,10 +205,12 @@ class Engine:
             return record.platform_first_at + UNMATCHED_GRACE
         return None
 
-    @staticmethod
-    def expired(record: PaymentRecord, now: int) -> bool:
-        """A finished payment older than the longest window can be forgotten."""
-        return record.finished and record.last_activity() < now - INVOICE_MEMORY
+    def expired(self, entity: Entity, now: int) -> bool:
+        """True if `entity` reads as absent at event time `now`: idle past its horizon, and (for a
+        payment) with no timer pending. Sweeps delete exactly these."""
+        if not entity.idle_past(now):
+            return False
+        return not isinstance(entity, PaymentRecord) or self.due_at(entity) is None
 
     def check_timers(
         self,
@@ -202,7 +225,7 @@ class Engine:
         an ERP payment by event time `now`. Each is raised once per payment."""
         decisions = []
         for payment_id in payment_ids:
-            touched = _Touched(store, shard, store if master is None else master)
+            touched = _Touched(store, shard, store if master is None else master, now, self.expired)
             record: PaymentRecord | None = touched.get(PaymentRecord, payment_id, create=False)
             if record is None:
                 continue
@@ -217,6 +240,7 @@ class Engine:
                 kind = "psp.unmatched"
             decisions.append(self._decide(kind, None, record, touched, due)[0])
             touched.write_back()
+            self.counts["timer"] += 1
         return decisions
 
     # -- the decision ----------------------------------------------------------------------------
@@ -283,10 +307,11 @@ class Engine:
         return decision, model_x
 
     # -- state updates ---------------------------------------------------------------------------
-    def _apply_vendor_event(self, event: Event, touched: _Touched) -> None:
+    def _apply_vendor_event(self, event: Event, touched: _Touched) -> bool:
+        """Apply a vendor.* event to the master data; False if it was a redelivery."""
         vendor: VendorMaster = touched.get(VendorMaster, event.vendor_id)
-        if not vendor.remember(event.event_id):
-            return
+        if not vendor.remember(redelivery_key(event)):
+            return False
         at = epoch(event.event_time)
         if event.type == "vendor.created" and (vendor.created_at is None or at < vendor.created_at):
             vendor.created_at = at
@@ -301,6 +326,7 @@ class Engine:
             account: AccountMaster = touched.get(AccountMaster, new_account)
             account.first_seen = min(at, account.first_seen or at)
             account.add_vendor(event.vendor_id or "", at)
+        return True
 
     def _apply_payment_event(
         self,
@@ -411,6 +437,11 @@ class Engine:
             channel.stats.add(at, 0, failure=event.type != "psp.settled")
             channel.first_seen = min(at, channel.first_seen or at)
             channel.last_seen = max(at, channel.last_seen or at)
+
+
+def redelivery_key(event: Event) -> str:
+    """What identifies a redelivery: the event id and type (an id reused by another type is another event)."""
+    return f"{event.type}|{event.event_id}"
 
 
 def _forget_invoice(record: PaymentRecord, vendor: VendorProfile | None) -> None:

@@ -1,7 +1,11 @@
-"""The demo's closing report: the top alerts, and which injected anomalies the engine caught."""
+"""The demo's closing report: the top alerts, and which injected anomalies the engine caught.
+
+It reads the decisions back from the replay's decisions file, one at a time (`read_decisions`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,9 +21,18 @@ def _money(amount: Any) -> str:
         return "n/a"
 
 
-def print_demo_report(decisions: list[Decision], labels: list[dict[str, Any]], console: Console) -> None:
+def read_decisions(path: Path) -> Iterator[Decision]:
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield Decision.model_validate_json(line)
+
+
+def print_demo_report(decisions: Iterable[Decision], labels: list[dict[str, Any]], console: Console) -> None:
     flagged: dict[str, Decision] = {}
+    payment_ids: set[str] = set()
     for decision in decisions:
+        payment_ids.add(decision.payment_id)
         if decision.action == "allow":
             continue
         best = flagged.get(decision.payment_id)
@@ -51,12 +64,12 @@ def print_demo_report(decisions: list[Decision], labels: list[dict[str, Any]], c
     for typology, (caught, total) in sorted(per_typology.items()):
         coverage.add_row(typology, f"{caught}/{total}")
     false_alarms = sum(1 for payment_id in flagged if payment_id not in labelled)
-    payments = len({d.payment_id for d in decisions})
+    payments = len(payment_ids)
     coverage.add_row("[dim]flagged payments with no label[/]", f"{false_alarms}/{payments}")
     console.print(coverage)
 
 
-def print_alert_summary(decisions: list[Decision], console: Console) -> None:
+def print_alert_summary(decisions: Iterable[Decision], console: Console) -> None:
     """Route the demo's decisions through the default alert routes (nothing is really sent) and show
     what on-call staff would have received: grouped, deduplicated, rate limited."""
     from datetime import datetime

@@ -1,26 +1,37 @@
 """Replay: the core over a file of events, in event-time order, with timers driven by event time.
 
 This is the embedded run (no Kafka, no Redis): `paysentry replay`, `paysentry demo`, rule backtests and
-notebooks all go through `Replayer`, which owns an in-memory state store and the timer heap.
+notebooks all go through `Replayer`, which owns an in-memory state store and the timer heap. A daily
+sweep deletes the entities that already read as absent (idle past their horizon, see `paysentry.state`),
+so the state stays bounded and the sweep's timing never changes a decision.
+
+`ordered_events` reads a file of any length in event-time order in bounded memory (`paysentry.ordering`).
 """
 
 from __future__ import annotations
 
 import heapq
-import re
-from collections.abc import Iterable, Iterator
+import sys
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from models.features import epoch
-from paysentry.contract import Decision, Event, InvalidEvent, mask_account, parse_event
+from paysentry.contract import Decision, Event, InvalidEvent, parse_event
 from paysentry.core import Engine
+from paysentry.ordering import IN_MEMORY_ITEMS, time_ordered
+from paysentry.redaction import redact_raw
 from paysentry.routing import UNKNOWN_SHARD, shard_for
-from paysentry.state import Entity, PaymentRecord, key_for
+from paysentry.state import Entity, PaymentRecord, key_for, pack_entity, packed_expiry_hint, unpack_entity
 from paysentry.windows import DAY
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,26 +47,58 @@ class Rejected:
         return orjson.dumps({"reason": self.reason, "line": self.line, "event_id": self.event_id, "raw": self.raw})
 
 
-_CLEAR_ACCOUNT = re.compile(r'("payee_account"\s*:\s*)("(?:[^"\\]|\\.)*"?|-?\d[^,}\]\s]*)')
+class MemoryStore(MutableMapping[str, Entity]):
+    """The embedded run's state: entity key -> entity, held packed (`pack_entity`, several times smaller
+    than live objects), with the most recently used entities also kept live so hot profiles are not
+    decoded on every event. Writes go through to the packed copy; `drop_live` discards the live copies
+    (after an event failed half-way, its unsaved changes must not survive)."""
 
+    def __init__(self, live: int = 4096) -> None:
+        self._packed: dict[str, bytes] = {}
+        self._live: OrderedDict[str, Entity] = OrderedDict()
+        self._live_limit = live
 
-def redact_raw(raw: bytes | str) -> str:
-    """The dead-letter copy of a bad event, with any clear payee account masked, whatever its shape:
-    a well-formed event, one nested in a list, a truncated one, an account given as a number."""
-    text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).rstrip("\r\n")
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("payee_account"), str):
-        data["payee_account"] = mask_account(data["payee_account"])
-        text = orjson.dumps(data).decode()
-    masked = _CLEAR_ACCOUNT.sub(lambda m: m.group(1) + orjson.dumps(mask_account(m.group(2).strip('"'))).decode(), text)
-    return masked[:2048]
+    def __getitem__(self, key: str) -> Entity:
+        entity = self._live.get(key)
+        if entity is None:
+            entity = unpack_entity(self._packed[key])
+            self._keep_live(key, entity)
+        else:
+            self._live.move_to_end(key)
+        return entity
 
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self._packed else default
 
-class MemoryStore(dict[str, Entity]):
-    """The embedded run's state: entity key -> entity object, no serialisation."""
+    def __setitem__(self, key: str, value: Entity) -> None:
+        self._packed[key] = pack_entity(value)
+        self._keep_live(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._packed[key]
+        self._live.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._packed
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def drop_live(self) -> None:
+        self._live.clear()
+
+    def _keep_live(self, key: str, entity: Entity) -> None:
+        self._live[key] = entity
+        self._live.move_to_end(key)
+        if len(self._live) > self._live_limit:
+            self._live.popitem(last=False)
+
+    def maybe_idle(self, now: int) -> list[str]:
+        """Keys of the entities that may be idle past their horizon at `now` (without decoding any)."""
+        return [key for key, data in self._packed.items() if packed_expiry_hint(data) < now]
 
 
 @dataclass
@@ -63,7 +106,10 @@ class Replayer:
     engine: Engine
     account_key: bytes
     store: MemoryStore = field(default_factory=MemoryStore)
-    routes: dict[str, str] = field(default_factory=dict)  # payment id -> shard
+    routes: dict[str, str] = field(default_factory=dict)  # payment id -> shard, swept with its payment
+    sweep_interval: int | None = DAY  # event time between sweeps (None: never sweep)
+    # timers that raised, as (payment id, reason): the shell reports them, the run goes on
+    timer_failures: list[tuple[str, str]] = field(default_factory=list)
     _timers: list[tuple[int, str]] = field(default_factory=list)
     _scheduled: dict[str, int] = field(default_factory=dict)
     _next_sweep: int = 0
@@ -75,15 +121,27 @@ class Replayer:
         if event.family == "vendor":
             self.engine.apply_master(event, self.store)
             return decisions
+        if event.payment_id:
+            self._forget_expired_route(event.payment_id, now)
         shard = shard_for(event, self.routes)
+        if event.payment_id:  # one copy of each shard name, however many payments point at it
+            shard = self.routes[event.payment_id] = sys.intern(shard)
         decision = self.engine.process(event, self.store, shard=shard)
         if decision is not None:
             decisions.append(decision)
         if event.payment_id:
             self._schedule(event.payment_id)
-        if now >= self._next_sweep:
+        if self.sweep_interval is not None and now >= self._next_sweep:
             self._sweep(now)
         return decisions
+
+    def _forget_expired_route(self, payment_id: str, now: int) -> None:
+        """A payment that reads as absent has no shard either, swept or not."""
+        shard = self.routes.get(payment_id)
+        if shard is not None:
+            record = self.store.get(key_for(PaymentRecord, payment_id, shard))
+            if record is None or self.engine.expired(record, now):
+                del self.routes[payment_id]
 
     def advance(self, now: int) -> list[Decision]:
         decisions: list[Decision] = []
@@ -93,19 +151,24 @@ class Replayer:
                 continue  # superseded by a later schedule
             del self._scheduled[payment_id]
             shard = self.routes.get(payment_id, UNKNOWN_SHARD)
-            decisions.extend(self.engine.check_timers([payment_id], due, self.store, shard=shard))
+            try:
+                decisions.extend(self.engine.check_timers([payment_id], due, self.store, shard=shard))
+            except Exception as exc:  # one payment's failure must not stop the run
+                self.store.drop_live()  # what it changed before failing was never written back
+                self.timer_failures.append((payment_id, f"{type(exc).__name__}: {exc}"))
+                continue
             self._schedule(payment_id)
         return decisions
 
     def _sweep(self, now: int) -> None:
-        """Forget finished payments older than the longest window (state stays bounded)."""
-        self._next_sweep = now + DAY
-        for payment_id, shard in list(self.routes.items()):
-            key = key_for(PaymentRecord, payment_id, shard)
-            record = self.store.get(key)
-            if isinstance(record, PaymentRecord) and self.engine.expired(record, now):
+        """Delete what already reads as absent at event time `now` (so it cannot change a decision)."""
+        self._next_sweep = now + (self.sweep_interval or DAY)
+        for key in self.store.maybe_idle(now):
+            entity = self.store[key]
+            if self.engine.expired(entity, now):
                 del self.store[key]
-                del self.routes[payment_id]
+                if isinstance(entity, PaymentRecord) and entity.payment_id:
+                    self.routes.pop(entity.payment_id, None)
 
     def _schedule(self, payment_id: str) -> None:
         record = self.store.get(key_for(PaymentRecord, payment_id, self.routes.get(payment_id, UNKNOWN_SHARD)))
@@ -117,14 +180,54 @@ class Replayer:
             heapq.heappush(self._timers, (due, payment_id))
 
 
-def read_events(lines: Iterable[bytes | str], account_key: bytes) -> Iterator[Event | Rejected]:
+def parse_line(raw: bytes | str, account_key: bytes, now: float | None = None) -> Event:
+    """`parse_event`, refusing event times implausibly far from `now` (epoch seconds) when given."""
+    return parse_event(raw, account_key=account_key, now=now)
+
+
+def read_events(
+    lines: Iterable[bytes | str], account_key: bytes, *, now: float | None = None
+) -> Iterator[Event | Rejected]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            yield parse_event(raw, account_key=account_key)
+            yield parse_line(raw, account_key, now)
         except InvalidEvent as exc:
             yield Rejected(exc.reason, number, redact_raw(raw), exc.event_id)
+
+
+def event_micros(event: Event) -> int:
+    """The event's instant in microseconds since the epoch (exact for any year a datetime holds)."""
+    return (event.event_time - _EPOCH) // _MICROSECOND
+
+
+def ordered_events(
+    lines: Iterable[bytes],
+    account_key: bytes,
+    on_rejected: Callable[[Rejected], None],
+    *,
+    now: float | None = None,
+    limit: int = IN_MEMORY_ITEMS,
+) -> Iterator[tuple[int, bytes, Event]]:
+    """(line number, raw line, event) for the valid events, by event time, ties in input order, in
+    memory bounded by `limit` lines whatever the input's length. Each refused line goes to
+    `on_rejected` as it is read, so all of them are reported before the first event is yielded."""
+
+    def keyed() -> Iterator[tuple[int, int, bytes]]:
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                event = parse_line(raw, account_key, now)
+            except InvalidEvent as exc:
+                on_rejected(Rejected(exc.reason, number, redact_raw(raw), exc.event_id))
+                continue
+            yield event_micros(event), number, raw
+
+    # Only the raw line is kept while sorting (a parsed event is ~10 times larger); parsing is repeatable.
+    for _, number, raw in time_ordered(keyed(), limit=limit):
+        yield number, raw, parse_line(raw, account_key, now)
 
 
 def event_order(items: list[Event | Rejected]) -> list[Event | Rejected]:
@@ -140,11 +243,26 @@ def load_lines(path: Path) -> list[bytes]:
         return handle.readlines()
 
 
-def summary_counts(decisions: Iterable[Decision]) -> dict[str, Any]:
-    by_action: dict[str, int] = {}
-    by_rule: dict[str, int] = {}
-    for decision in decisions:
-        by_action[decision.action] = by_action.get(decision.action, 0) + 1
+@dataclass
+class DecisionCounts:
+    """Decisions counted as they are written, by action and by rule, instead of kept."""
+
+    total: int = 0
+    by_action: Counter[str] = field(default_factory=Counter)
+    by_rule: Counter[str] = field(default_factory=Counter)
+
+    def add(self, decision: Decision) -> None:
+        self.total += 1
+        self.by_action[decision.action] += 1
         for hit in decision.rule_hits:
-            by_rule[hit.rule_id] = by_rule.get(hit.rule_id, 0) + 1
-    return {"by_action": by_action, "by_rule": dict(sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0])))}
+            self.by_rule[hit.rule_id] += 1
+
+    def top_rules(self) -> dict[str, int]:
+        return dict(sorted(self.by_rule.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def summary_counts(decisions: Iterable[Decision]) -> dict[str, Any]:
+    counts = DecisionCounts()
+    for decision in decisions:
+        counts.add(decision)
+    return {"by_action": dict(counts.by_action), "by_rule": counts.top_rules()}

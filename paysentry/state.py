@@ -4,6 +4,26 @@ Entities are keyed by a short prefix and the entity id (`v:V10023`, `p:PAY-1`, .
 store can hold them: a dict in the embedded run, Faust tables in the stream. Each entity keeps small
 accumulators and capped maps; what is older than the longest window is evicted as new events arrive.
 Every entity serialises to plain JSON-able data (`to_data` / `entity_from_data`).
+
+Eviction is by event time and semantic: every entity records the event time of its last write
+(`touched_at`; the core writes back every entity an event or a timer reads, so a read counts as
+activity), and one idle past its horizon behaves exactly as absent when the core reads it
+(`Entity.idle_past`), whether or not a sweep has deleted it yet. Sweeps (replay's, and each stream
+partition's) only delete what already reads as absent, so when they run cannot change a decision.
+
+Horizons:
+- company, user, channel, vendor and account profiles: `PROFILE_MEMORY` (35 days) after their last
+  write; by then every window is empty and the invoice register has forgotten every invoice. A vendor
+  or account idle that long is "new" again to the profile features (its master data still knows it).
+- payments: `PROFILE_MEMORY` after their last write, and never while a timer is pending (the core
+  checks that: `Engine.expired`). That covers payments created and never released, platform events
+  for unknown payments (after the unmatched timer fired), labels for unknown payments, and payments
+  released and never settled (after the settlement-SLA timer fired). An event redelivered after its
+  payment expired is a new event to the engine: redelivery memory lasts as long as the payment.
+- vendor master data (`VendorMaster`, `AccountMaster`, from vendor.* events) is never evicted: it is
+  as large as the vendor master (accounts per vendor and vendors per account are capped), and forgetting
+  a vendor's creation date or bank-account changes would make a long-dormant vendor whose account was
+  just changed look unremarkable, which is exactly the takeover pattern the rules look for.
 """
 
 from __future__ import annotations
@@ -11,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+import msgpack
 import orjson
 
 from paysentry.windows import DAY, LONGEST_WINDOW, WindowedStats
@@ -20,6 +41,7 @@ MAX_VENDORS_PER_ACCOUNT = 16
 MAX_INVOICES_PER_VENDOR = 512
 MAX_EVENT_IDS_PER_ENTITY = 64
 INVOICE_MEMORY = 35 * DAY
+PROFILE_MEMORY = INVOICE_MEMORY  # idle this long, a profile holds nothing any window or register reads
 assert INVOICE_MEMORY >= LONGEST_WINDOW
 
 
@@ -35,7 +57,10 @@ class Entity:
     prefix: ClassVar[str] = ""
     # Sharded entities live with their paying company's shard; master data is shared by all shards.
     sharded: ClassVar[bool] = True
+    # None: never expires (master data), else how long after its last write an entity reads as absent
+    memory: ClassVar[int | None] = PROFILE_MEMORY
     seen_event_ids: list[str] = field(default_factory=list)
+    touched_at: int | None = None  # event time of the last write (absent in state written before it existed)
 
     def remember(self, event_id: str) -> bool:
         """Record an event id; False if it was already applied to this entity (a redelivery)."""
@@ -45,6 +70,19 @@ class Entity:
         if len(self.seen_event_ids) > MAX_EVENT_IDS_PER_ENTITY:
             del self.seen_event_ids[0]
         return True
+
+    def touch(self, at: int) -> None:
+        self.touched_at = at if self.touched_at is None else max(self.touched_at, at)
+
+    def last_active(self) -> int | None:
+        """When this entity was last written; older state without `touched_at` falls back on its own
+        timestamps."""
+        return self.touched_at
+
+    def idle_past(self, at: int) -> bool:
+        """True if, at event time `at`, this entity has been idle longer than its horizon."""
+        last = self.last_active()
+        return self.memory is not None and last is not None and at > last + self.memory
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.prefix}
@@ -62,6 +100,9 @@ class ActivityProfile(Entity):
     stats: WindowedStats = field(default_factory=WindowedStats)
     first_seen: int | None = None
     last_seen: int | None = None
+
+    def last_active(self) -> int | None:
+        return _latest(self.touched_at, self.last_seen, self.first_seen)
 
 
 @dataclass(slots=True)
@@ -85,6 +126,7 @@ class VendorMaster(Entity):
 
     prefix: ClassVar[str] = "vm"
     sharded: ClassVar[bool] = False
+    memory: ClassVar[int | None] = None
     created_at: int | None = None
     first_seen: int | None = None
     master_account: str | None = None
@@ -104,6 +146,7 @@ class AccountMaster(Entity):
 
     prefix: ClassVar[str] = "am"
     sharded: ClassVar[bool] = False
+    memory: ClassVar[int | None] = None
     first_seen: int | None = None
     vendors: dict[str, int] = field(default_factory=dict)
 
@@ -125,6 +168,9 @@ class VendorProfile(Entity):
     near_limit: WindowedStats = field(default_factory=WindowedStats)
     # normalised invoice reference -> [amount as text, epoch, payment id]
     invoices: dict[str, list[Any]] = field(default_factory=dict)
+
+    def last_active(self) -> int | None:
+        return _latest(self.touched_at, self.last_paid, self.first_seen)
 
     def add_account(self, account: str, at: int) -> None:
         self.accounts.setdefault(account, at)
@@ -148,6 +194,9 @@ class AccountProfile(Entity):
     # vendor id -> first time this account was seen for that vendor
     vendors: dict[str, int] = field(default_factory=dict)
     stats: WindowedStats = field(default_factory=WindowedStats)
+
+    def last_active(self) -> int | None:
+        return _latest(self.touched_at, self.last_seen, self.first_seen)
 
     def add_vendor(self, vendor_id: str, at: int) -> None:
         self.vendors.setdefault(vendor_id, at)
@@ -199,6 +248,13 @@ class PaymentRecord(Entity):
         return max(t for t in (self.created_at, self.released_at, self.platform_first_at, self.settled_at, 0)
                    if t is not None)  # fmt: skip
 
+    def last_active(self) -> int | None:
+        return self.touched_at if self.touched_at is not None else self.last_activity()
+
+
+def _latest(*times: int | None) -> int | None:
+    return max((t for t in times if t is not None), default=None)
+
 
 ENTITY_TYPES: dict[str, type[Entity]] = {
     cls.prefix: cls
@@ -242,3 +298,43 @@ def encode_entity(entity: Entity) -> bytes:
 
 def decode_entity(data: bytes) -> Entity:
     return entity_from_data(orjson.loads(data))
+
+
+# -- packed form, for an in-process store only ----------------------------------------------------
+# Field values in declaration order, without names, in MessagePack (a third smaller than JSON), behind
+# an 8-byte expiry hint: a few hundred bytes per entity instead of a few thousand as live objects. The
+# layout follows the code, so it must never be persisted (snapshots and tables use `encode_entity`).
+_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in ENTITY_TYPES.values()}
+_HINT_BYTES = 8
+NEVER = 2**62
+
+
+def expiry_hint(entity: Entity) -> int:
+    """A bound for `idle_past`: an entity is not idle past its horizon at any time <= this."""
+    if entity.memory is None:
+        return NEVER
+    last = entity.last_active()
+    return -NEVER if last is None else last + entity.memory
+
+
+def pack_entity(entity: Entity) -> bytes:
+    values: list[Any] = [entity.prefix]
+    for name in _FIELD_NAMES[type(entity)]:
+        value = getattr(entity, name)
+        values.append(value.to_data() if isinstance(value, WindowedStats) else value)
+    hint = expiry_hint(entity).to_bytes(_HINT_BYTES, "little", signed=True)
+    return hint + msgpack.packb(values)
+
+
+def unpack_entity(data: bytes) -> Entity:
+    prefix, *values = msgpack.unpackb(memoryview(data)[_HINT_BYTES:], strict_map_key=False)
+    cls = ENTITY_TYPES[prefix]
+    arguments = dict(zip(_FIELD_NAMES[cls], values, strict=True))
+    for name in _STATS_FIELDS:
+        if name in arguments:
+            arguments[name] = WindowedStats.from_data(arguments[name])
+    return cls(**arguments)
+
+
+def packed_expiry_hint(data: bytes) -> int:
+    return int.from_bytes(data[:_HINT_BYTES], "little", signed=True)
