@@ -337,7 +337,6 @@ class Engine:
         model_x: dict[str, float] | None,
     ) -> None:
         at = epoch(event.event_time)
-        record.last_event_time = event.event_time.isoformat()
         if event.family == "payment":
             self._apply_erp_event(event, record, touched, at, decision, model_x)
         else:

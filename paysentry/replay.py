@@ -27,7 +27,15 @@ from paysentry.core import Engine
 from paysentry.ordering import IN_MEMORY_ITEMS, time_ordered
 from paysentry.redaction import redact_raw
 from paysentry.routing import UNKNOWN_SHARD, shard_for
-from paysentry.state import Entity, PaymentRecord, key_for, pack_entity, packed_expiry_hint, unpack_entity
+from paysentry.state import (
+    Entity,
+    PaymentRecord,
+    expiry_hint,
+    key_for,
+    pack_entity,
+    packed_expiry_hint,
+    unpack_entity,
+)
 from paysentry.windows import DAY
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -48,57 +56,59 @@ class Rejected:
 
 
 class MemoryStore(MutableMapping[str, Entity]):
-    """The embedded run's state: entity key -> entity, held packed (`pack_entity`, several times smaller
-    than live objects), with the most recently used entities also kept live so hot profiles are not
-    decoded on every event. Writes go through to the packed copy; `drop_live` discards the live copies
-    (after an event failed half-way, its unsaved changes must not survive)."""
+    """The embedded run's state: entity key -> entity. The most recently used entities are kept as live
+    objects (the hot profiles of a run are never re-decoded); the others are held packed (`pack_entity`,
+    several times smaller than live objects), packed only when they leave the live set, so an event pays
+    for packing only when the state is larger than the live set."""
 
     def __init__(self, live: int = 4096) -> None:
-        self._packed: dict[str, bytes] = {}
+        self._packed: dict[str, bytes] = {}  # keys not in `_live`
         self._live: OrderedDict[str, Entity] = OrderedDict()
         self._live_limit = live
 
     def __getitem__(self, key: str) -> Entity:
         entity = self._live.get(key)
-        if entity is None:
-            entity = unpack_entity(self._packed[key])
-            self._keep_live(key, entity)
-        else:
+        if entity is not None:
             self._live.move_to_end(key)
+            return entity
+        entity = unpack_entity(self._packed.pop(key))
+        self._keep_live(key, entity)
         return entity
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self._packed else default
+        if key in self._live or key in self._packed:
+            return self[key]
+        return default
 
     def __setitem__(self, key: str, value: Entity) -> None:
-        self._packed[key] = pack_entity(value)
+        self._packed.pop(key, None)
         self._keep_live(key, value)
 
     def __delitem__(self, key: str) -> None:
-        del self._packed[key]
-        self._live.pop(key, None)
+        if self._live.pop(key, None) is None:
+            del self._packed[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._packed
+        return key in self._live or key in self._packed
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._packed)
+        yield from list(self._live)
+        yield from list(self._packed)
 
     def __len__(self) -> int:
-        return len(self._packed)
-
-    def drop_live(self) -> None:
-        self._live.clear()
+        return len(self._live) + len(self._packed)
 
     def _keep_live(self, key: str, entity: Entity) -> None:
         self._live[key] = entity
         self._live.move_to_end(key)
         if len(self._live) > self._live_limit:
-            self._live.popitem(last=False)
+            old_key, old = self._live.popitem(last=False)
+            self._packed[old_key] = pack_entity(old)
 
     def maybe_idle(self, now: int) -> list[str]:
-        """Keys of the entities that may be idle past their horizon at `now` (without decoding any)."""
-        return [key for key, data in self._packed.items() if packed_expiry_hint(data) < now]
+        """Keys of the entities that may be idle past their horizon at `now` (packed ones are not decoded)."""
+        live = [key for key, entity in self._live.items() if expiry_hint(entity) < now]
+        return live + [key for key, data in self._packed.items() if packed_expiry_hint(data) < now]
 
 
 @dataclass
@@ -154,7 +164,6 @@ class Replayer:
             try:
                 decisions.extend(self.engine.check_timers([payment_id], due, self.store, shard=shard))
             except Exception as exc:  # one payment's failure must not stop the run
-                self.store.drop_live()  # what it changed before failing was never written back
                 self.timer_failures.append((payment_id, f"{type(exc).__name__}: {exc}"))
                 continue
             self._schedule(payment_id)

@@ -234,7 +234,6 @@ class PaymentRecord(Entity):
     unmatched_flagged: bool = False
     label: str | None = None
     typology: str | None = None
-    last_event_time: str | None = None
 
     @property
     def erp_known(self) -> bool:
@@ -270,11 +269,14 @@ ENTITY_TYPES: dict[str, type[Entity]] = {
     )
 }
 _STATS_FIELDS = ("stats", "near_limit")
+_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in ENTITY_TYPES.values()}
 
 
 def entity_from_data(data: dict[str, Any]) -> Entity:
     cls = ENTITY_TYPES[data["kind"]]
-    values = {k: v for k, v in data.items() if k != "kind"}
+    known = _FIELD_NAMES[cls]
+    # A field an older version stored and this one dropped is ignored, so its tables still decode.
+    values = {k: v for k, v in data.items() if k in known}
     for name in _STATS_FIELDS:
         if name in values:
             values[name] = WindowedStats.from_data(values[name])
@@ -304,7 +306,6 @@ def decode_entity(data: bytes) -> Entity:
 # Field values in declaration order, without names, in MessagePack (a third smaller than JSON), behind
 # an 8-byte expiry hint: a few hundred bytes per entity instead of a few thousand as live objects. The
 # layout follows the code, so it must never be persisted (snapshots and tables use `encode_entity`).
-_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in ENTITY_TYPES.values()}
 _HINT_BYTES = 8
 NEVER = 2**62
 

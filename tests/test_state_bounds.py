@@ -141,10 +141,13 @@ def test_the_embedded_store_round_trips_packed_entities_and_reads_fresh_copies()
     assert isinstance(profile, VendorProfile)
     assert len(pack_entity(profile)) < len(encode_entity(profile))
     store = MemoryStore(live=1)
-    store["a"], store["b"] = profile, PaymentRecord(payment_id="X")
-    store.drop_live()
+    store["a"], store["b"] = profile, PaymentRecord(payment_id="X")  # "a" leaves the live set: packed
+    assert len(store) == 2 and set(store) == {"a", "b"}
     first = store["a"]
     assert first is not profile and encode_entity(first) == encode_entity(profile)
+    assert store["b"] is not None and "a" in store and "b" in store
+    del store["a"]
+    assert "a" not in store and len(store) == 1
 
 
 def test_a_stream_partition_sweep_deletes_every_kind_of_idle_entity_and_only_those() -> None:
@@ -168,3 +171,10 @@ def test_a_stream_partition_sweep_deletes_every_kind_of_idle_entity_and_only_tho
     state = PartitionState(0, table)
     stage._sweep(state, now)
     assert state.dirty == {"CN01/v:IDLE": None, "CN01/p:CREATED": None}
+
+
+def test_a_field_an_older_version_stored_is_ignored_when_decoding() -> None:
+    data = encode_entity(PaymentRecord(payment_id="OLD", status="released"))
+    legacy = data.replace(b'"payment_id":', b'"last_event_time":"2026-01-01T00:00:00+00:00","payment_id":')
+    entity = decode_entity(legacy)
+    assert isinstance(entity, PaymentRecord) and entity.payment_id == "OLD"
