@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,8 +44,10 @@ def simulate(
 
     labels = labels or out.with_name(out.stem + ".labels.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
-    events, labelled = write_simulation(SimulationConfig(days=days, seed=seed), out, labels)
+    config = SimulationConfig(days=days, seed=seed)
+    events, labelled = write_simulation(config, out, labels)
     console.print(f"wrote [bold]{events}[/] events to {out} and [bold]{labelled}[/] labels to {labels}")
+    console.print(f"replay it as of its end: paysentry replay {out} --now {simulation_end(config).isoformat()}")
 
 
 class ReplayError(Exception):
@@ -180,7 +182,6 @@ def run_replay(
                 try:
                     decisions = replayer.feed(event)
                 except Exception as exc:  # one event's failure must not stop the run: dead-letter it
-                    replayer.store.drop_live()  # what it changed before failing was never written back
                     run.failed += 1
                     reason = f"engine error: {type(exc).__name__}: {exc}"[:500]
                     reject(Rejected(reason, number, redact_raw(raw), event.event_id))
@@ -287,10 +288,13 @@ def demo(
 
     workdir.mkdir(parents=True, exist_ok=True)
     events_path, labels_path = workdir / "events.jsonl", workdir / "labels.jsonl"
-    n_events, n_labels = write_simulation(SimulationConfig(days=days, seed=seed), events_path, labels_path)
+    config = SimulationConfig(days=days, seed=seed)
+    n_events, n_labels = write_simulation(config, events_path, labels_path)
     console.print(f"simulated {n_events:,} events over {days} days ({n_labels} labelled anomalies)")
     out = workdir / "decisions.jsonl"
-    run = _run_or_exit(events_path, out, workdir / "decisions.jsonl.rejected", rules, collect=False)
+    # The simulated month has fixed dates: replay it as of its own end, whatever today's date is.
+    end = simulation_end(config).timestamp()
+    run = _run_or_exit(events_path, out, workdir / "decisions.jsonl.rejected", rules, collect=False, now=end)
     print_summary(run)
     labels = [orjson.loads(line) for line in load_lines(labels_path) if line.strip()]
     # The report's tables read badly when folded into 80 columns (pipes, CI logs): give them room.
@@ -298,6 +302,12 @@ def demo(
     print_demo_report(read_decisions(out), labels, report)
     print_alert_summary(read_decisions(out), report)
     console.print(f"files in {workdir}/: events.jsonl, labels.jsonl, decisions.jsonl")
+
+
+def simulation_end(config: Any) -> datetime:
+    """A clock for replaying a simulation (its times are fixed, not relative to today): its last day plus
+    a week, since settlements and late platform events run past the last day of payments."""
+    return datetime.combine(config.start + timedelta(days=config.days + 7), datetime.min.time(), tzinfo=UTC)
 
 
 def _mount_sub_apps() -> None:
