@@ -174,6 +174,8 @@ def create_app(settings: StreamSettings, *, fault: str | None = None, engine: En
     async def _status() -> None:
         log.info("ingest groups: %s", ingest.status())
         log.info("decision partitions: %s", decide.status())
+        # since this worker started: decided, timer decisions, redelivered and state-only events
+        log.info("engine counts: %s", dict(sorted(decide.engine.counts.items())))
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _shutdown(sender: Any, **kwargs: Any) -> None:
