@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,7 +22,7 @@ from paysentry.alerts.config import ChannelName, DeliveryPolicy, Receiver, Route
 from paysentry.alerts.model import Alert
 from paysentry.alerts.notification import Delivery, Notification, Outcome, short_hash
 from paysentry.alerts.routing import all_channels, channels_for, digest_channel
-from paysentry.alerts.state import DUE_OUTBOX, DUE_QUEUES, AlertState
+from paysentry.alerts.state import DUE_OUTBOX, DUE_QUEUES, QUEUE_MEMBER, AlertState, decode_record
 from paysentry.alerts.suppress import Suppressor
 from paysentry.alerts.templates import render_email, render_sms
 from paysentry.alerts.timing import quiet_until, rate_window, retry_delay, ts
@@ -154,7 +153,12 @@ class Deliverer:
         return len(members)
 
     async def flush_queue(self, member: str, now: datetime) -> None:
-        kind, receiver, channel = json.loads(member)
+        parsed = decode_record(QUEUE_MEMBER, member, f"{DUE_QUEUES} member")
+        if parsed is None:
+            # Nobody to send its items to; dropped, or it would come back after every lease.
+            await self.state.take_queue(member)
+            return
+        kind, receiver, channel = parsed
         items = await self.state.take_queue(member)
         if not items:
             return

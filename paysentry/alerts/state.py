@@ -23,10 +23,11 @@ import json
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
+from paysentry.alerts.config import ChannelName
 from paysentry.alerts.model import Alert
 from paysentry.alerts.notification import Ack, Delivery, Notification, Outcome, Silence, StoredAlert, short_hash
 from paysentry.alerts.store import KVStore
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 GC_SLACK = 86400.0  # keys outlive their logical lifetime by a day; they are only garbage-collected
 OUTCOME_CAP = 10_000
 DUE_GROUPS, DUE_OUTBOX, DUE_QUEUES, DUE_ESCALATIONS = "due:groups", "due:outbox", "due:queues", "due:escalations"
+T = TypeVar("T")
 
 
 class GroupMeta(BaseModel):
@@ -53,6 +55,48 @@ class GroupMeta(BaseModel):
     last_notified_at: float | None = None
     notified: dict[str, float] = Field(default_factory=dict)  # alert id → first notified
     states: dict[str, str] = Field(default_factory=dict)  # alert id → last suppression reason recorded
+
+
+# What records read back from the store must look like (see `decode_record`).
+STORED_ALERT = TypeAdapter(StoredAlert)
+ACK = TypeAdapter(Ack)
+SILENCE = TypeAdapter(Silence)
+GROUP_META = TypeAdapter(GroupMeta)
+NOTIFICATION = TypeAdapter(Notification)
+DELIVERY = TypeAdapter(Delivery)
+OUTCOME = TypeAdapter(Outcome)
+ALERT_IDS = TypeAdapter(list[str])
+DEAD_LETTER = TypeAdapter(dict[str, Any])
+QUEUE_MEMBER = TypeAdapter(tuple[str, str, ChannelName])  # kind, receiver, channel
+ESCALATION_MEMBER = TypeAdapter(tuple[str, Annotated[int, Field(ge=0)]])  # group key, step
+
+
+def _has_naive_time(value: Any) -> bool:
+    if isinstance(value, datetime):
+        return value.tzinfo is None
+    if isinstance(value, BaseModel):
+        return any(_has_naive_time(getattr(value, name)) for name in type(value).model_fields)
+    if isinstance(value, list | tuple):
+        return any(_has_naive_time(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_naive_time(item) for item in value.values())
+    return False
+
+
+def decode_record(schema: TypeAdapter[T], raw: str, key: str) -> T | None:
+    """A record read back from the store, or None if it is damaged (an older version's shape, edited by
+    hand, garbage): one bad record must not stop the tick or a CLI command. The log names the key and
+    the error type only, as the record may hold payment data."""
+    try:
+        value = schema.validate_json(raw)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        log.warning("skipping unreadable alert state record %s (%s)", key, type(exc).__name__)
+        return None
+    # Everything written here carries a time zone; a naive time would raise later, comparing it with `now`.
+    if _has_naive_time(value):
+        log.warning("skipping unreadable alert state record %s (time without a time zone)", key)
+        return None
+    return value
 
 
 class AlertState:
@@ -92,12 +136,21 @@ class AlertState:
         return True
 
     async def get_alert(self, alert_id: str) -> StoredAlert | None:
-        raw = await self.store.get(f"alert:{alert_id}")
-        return StoredAlert.model_validate_json(raw) if raw else None
+        key = f"alert:{alert_id}"
+        raw = await self.store.get(key)
+        return decode_record(STORED_ALERT, raw, key) if raw else None
 
     async def get_alerts(self, alert_ids: list[str]) -> dict[str, StoredAlert]:
-        raws = await self.store.mget([f"alert:{i}" for i in alert_ids])
-        return {i: StoredAlert.model_validate_json(r) for i, r in zip(alert_ids, raws, strict=True) if r}
+        return await self._decode_many(STORED_ALERT, [f"alert:{i}" for i in alert_ids], alert_ids)
+
+    async def _decode_many(self, schema: TypeAdapter[T], keys: list[str], ids: list[str]) -> dict[str, T]:
+        """The readable records at `keys`, by the matching id; missing and damaged ones are left out."""
+        found = {}
+        for ident, key, raw in zip(ids, keys, await self.store.mget(keys), strict=True):
+            value = decode_record(schema, raw, key) if raw else None
+            if value is not None:
+                found[ident] = value
+        return found
 
     def expired(self, stored: StoredAlert, now: datetime) -> bool:
         return stored.received_at + self.alert_ttl <= now
@@ -116,14 +169,14 @@ class AlertState:
         return ack
 
     async def acks(self, alert_ids: list[str]) -> dict[str, Ack]:
-        raws = await self.store.mget([f"ack:{i}" for i in alert_ids])
-        return {i: Ack.model_validate_json(r) for i, r in zip(alert_ids, raws, strict=True) if r}
+        return await self._decode_many(ACK, [f"ack:{i}" for i in alert_ids], alert_ids)
 
     async def resolve_ack_target(self, ident: str) -> list[str]:
         """An alert id, or a notification id (n-…) standing for all its alerts."""
         if ident.startswith("n-"):
-            raw = await self.store.get(f"notif:{ident}")
-            return list(json.loads(raw)) if raw else []
+            key = f"notif:{ident}"
+            raw = await self.store.get(key)
+            return (decode_record(ALERT_IDS, raw, key) or []) if raw else []
         return [ident] if await self.store.get(f"alert:{ident}") else []
 
     async def remember_notification(self, notification: Notification) -> None:
@@ -153,10 +206,8 @@ class AlertState:
         """Silences; with `now`, expired ones (ended over a day ago) are also pruned from the store."""
         out, stale = [], []
         for sid, raw in (await self.store.hgetall("silences")).items():
-            try:
-                silence = Silence.model_validate_json(raw)
-            except ValueError:  # pydantic's ValidationError: a damaged record must not stop every tick
-                log.error("skipping unreadable silence record %s", sid)
+            silence = decode_record(SILENCE, raw, f"silences[{sid}]")
+            if silence is None:
                 continue
             if now is not None and silence.ends_at.timestamp() + GC_SLACK < ts(now):
                 stale.append(sid)
@@ -178,9 +229,9 @@ class AlertState:
     async def expire_silence(self, silence_id: str, now: datetime, by: str | None = None) -> Silence | None:
         """End a silence now (`by`: who, for the audit; default its author)."""
         raw = await self.store.hget("silences", silence_id)
-        if raw is None:
+        silence = decode_record(SILENCE, raw, f"silences[{silence_id}]") if raw is not None else None
+        if silence is None:
             return None
-        silence = Silence.model_validate_json(raw)
         silence = silence.model_copy(update={"ends_at": min(silence.ends_at, now)})
         await self.store.hset("silences", silence_id, silence.model_dump_json())
         self._audit_silence("silence_expire", silence, now, by or silence.created_by)
@@ -191,8 +242,15 @@ class AlertState:
         await self.store.set(f"inh:{mark}", str(ts(until)), ttl=self.gc_ttl)
 
     async def inhibitor_active(self, mark: str, now: datetime) -> bool:
-        raw = await self.store.get(f"inh:{mark}")
-        return raw is not None and float(raw) > ts(now)
+        key = f"inh:{mark}"
+        raw = await self.store.get(key)
+        if raw is None:
+            return False
+        try:
+            return float(raw) > ts(now)
+        except ValueError:
+            log.warning("skipping unreadable alert state record %s (ValueError)", key)
+            return False
 
     # -- groups -------------------------------------------------------------------------------
     async def add_to_group(self, meta: GroupMeta, alert_id: str, now: datetime) -> None:
@@ -204,9 +262,14 @@ class AlertState:
         await self.store.zadd(DUE_GROUPS, meta.key, ts(now) + meta.group_wait, nx=True)
 
     async def group(self, key: str) -> tuple[GroupMeta | None, set[str]]:
-        raw = await self.store.get(f"group:{key}:meta")
+        meta_key = f"group:{key}:meta"
+        raw = await self.store.get(meta_key)
         members = await self.store.smembers(f"group:{key}:members")
-        return (GroupMeta.model_validate_json(raw) if raw else None), members
+        meta = decode_record(GROUP_META, raw, meta_key) if raw else None
+        if raw and meta is None:
+            # Otherwise it would block the group's next start (SET NX) until it expires, a day later.
+            await self.store.delete(meta_key)
+        return meta, members
 
     async def save_group(self, meta: GroupMeta) -> None:
         await self.store.set(f"group:{meta.key}:meta", meta.model_dump_json(), ttl=self.gc_ttl)
@@ -246,7 +309,9 @@ class AlertState:
 
     async def take_queue(self, member: str) -> list[Notification]:
         await self.store.zrem(DUE_QUEUES, member)
-        return [Notification.model_validate_json(raw) for raw in await self.store.drain(f"queue:{member}")]
+        key = f"queue:{member}"
+        items = [decode_record(NOTIFICATION, raw, f"{key}[{i}]") for i, raw in enumerate(await self.store.drain(key))]
+        return [n for n in items if n is not None]
 
     # -- rate limits --------------------------------------------------------------------------
     async def count_in_window(self, receiver: str, channel: str, window: int, window_seconds: float) -> int:
@@ -264,8 +329,9 @@ class AlertState:
         return True
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
-        raw = await self.store.get(f"outbox:{delivery_id}")
-        return Delivery.model_validate_json(raw) if raw else None
+        key = f"outbox:{delivery_id}"
+        raw = await self.store.get(key)
+        return decode_record(DELIVERY, raw, key) if raw else None
 
     async def already_sent(self, delivery_id: str) -> bool:
         return await self.store.get(f"sent:{delivery_id}") is not None
@@ -282,8 +348,7 @@ class AlertState:
 
     async def pending_deliveries(self) -> list[Delivery]:
         ids = [member for member, _ in await self.store.zitems(DUE_OUTBOX)]
-        raws = await self.store.mget([f"outbox:{i}" for i in ids])
-        return [Delivery.model_validate_json(r) for r in raws if r]
+        return list((await self._decode_many(DELIVERY, [f"outbox:{i}" for i in ids], ids)).values())
 
     # -- outcomes, metrics, dead letters ------------------------------------------------------
     async def record(self, outcome: Outcome) -> None:
@@ -291,13 +356,25 @@ class AlertState:
         await self.store.hincrby("metrics", f"{outcome.status}|{outcome.channel or '-'}|{outcome.reason_code}")
 
     async def outcomes(self, limit: int = 100) -> list[Outcome]:
-        return [Outcome.model_validate_json(r) for r in await self.store.lrange("outcomes", 0, limit - 1)]
+        raws = await self.store.lrange("outcomes", 0, limit - 1)
+        items = [decode_record(OUTCOME, raw, f"outcomes[{i}]") for i, raw in enumerate(raws)]
+        return [o for o in items if o is not None]
 
     async def metrics(self) -> dict[str, int]:
-        return {k: int(v) for k, v in (await self.store.hgetall("metrics")).items()}
+        counts = {}
+        for name, raw in (await self.store.hgetall("metrics")).items():
+            try:
+                counts[name] = int(raw)
+            except ValueError:
+                log.warning("skipping unreadable alert state record metrics[%s] (ValueError)", name)
+        return counts
 
     async def dead_letter(self, entry: dict[str, Any]) -> None:
         await self.store.rpush("deadletter", json.dumps(entry, default=str))
 
     async def dead_letters(self) -> list[dict[str, Any]]:
-        return [json.loads(r) for r in await self.store.lrange("deadletter")]
+        items = [
+            decode_record(DEAD_LETTER, raw, f"deadletter[{i}]")
+            for i, raw in enumerate(await self.store.lrange("deadletter"))
+        ]
+        return [e for e in items if e is not None]
