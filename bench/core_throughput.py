@@ -14,13 +14,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from paysentry.contract import Event  # noqa: E402
 from paysentry.core import Engine  # noqa: E402
-from paysentry.replay import Replayer, event_order, load_lines, read_events  # noqa: E402
+from paysentry.replay import Rejected, Replayer, event_order, load_lines, read_events  # noqa: E402
 from paysentry.rulebook import load_rulebook  # noqa: E402
 from paysentry.simulate import SimulationConfig, write_simulation  # noqa: E402
 from paysentry.state import encode_entity  # noqa: E402
@@ -39,14 +40,17 @@ def main() -> None:
     started = time.perf_counter()
     items = event_order(list(read_events(lines, replayer.account_key)))
     parsed = time.perf_counter()
-    latencies = []
-    decisions = 0
-    for item in items:
-        if isinstance(item, Event):
-            t0 = time.perf_counter()
-            decisions += len(replayer.feed(item))
-            latencies.append(time.perf_counter() - t0)
+    pulled: list[float] = []  # when the run took each event: the previous one was decided by then
+
+    def timed(items: list[Event | Rejected]) -> Iterator[Event]:
+        for item in items:
+            if isinstance(item, Event):
+                pulled.append(time.perf_counter())
+                yield item
+
+    decisions = sum(1 for _ in replayer.run(timed(items)))
     done = time.perf_counter()
+    latencies = [end - start for start, end in zip(pulled, [*pulled[1:], done], strict=True)]
     state_bytes = sum(len(encode_entity(entity)) for entity in replayer.store.values())
     quantiles = statistics.quantiles(latencies, n=100)
     print(f"machine          {platform.machine()} {platform.processor() or ''} python {platform.python_version()}")

@@ -35,12 +35,11 @@ def feature_rows(events: Iterable[Event], ruleset: RulesetLike | None = None, ke
         pending.append({"event_type": event_type, "payment_id": payment_id, **features})
 
     replayer = Replayer(Engine(ruleset, feature_sink=sink), key or b"training")
-    for event in events:
-        for decision in replayer.feed(event):
-            row = pending.pop(0)
-            row.update(action=decision.action, risk_score=decision.risk_score, model_score=decision.model_score,
-                       rules=",".join(h.rule_id for h in decision.rule_hits))  # fmt: skip
-            rows.append(row)
+    for decision in replayer.run(events):
+        row = pending.pop(0)
+        row.update(action=decision.action, risk_score=decision.risk_score, model_score=decision.model_score,
+                   rules=",".join(h.rule_id for h in decision.rule_hits))  # fmt: skip
+        rows.append(row)
     return rows
 
 

@@ -16,8 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from models.features import epoch
-from paysentry.contract import Decision
+from paysentry.contract import Decision, Event
 from paysentry.core import Engine
 from paysentry.ordering import IN_MEMORY_ITEMS
 from paysentry.redaction import redact_raw
@@ -155,12 +154,13 @@ def run_replay(
         if collect:
             run.rejected.append(item)
 
-    def emit(decisions: list[Decision]) -> None:
-        for decision in decisions:
-            run.counts.add(decision)
-            sink.write(decision.to_json())
-            if collect:
-                run.decisions.append(decision)
+    def emit(decision: Decision) -> None:
+        run.counts.add(decision)
+        sink.write(decision.to_json())
+        if collect:
+            run.decisions.append(decision)
+
+    def report_timer_failures() -> None:
         for payment_id, reason in replayer.timer_failures:
             run.timer_failures += 1
             dead_letter.write(Rejected(f"timer failed: {reason}"[:500], 0, "", f"timer:{payment_id}").to_json())
@@ -171,28 +171,35 @@ def run_replay(
         dead_letter.start()
         task = progress.add_task("replaying", total=None)
         clock = time.time() if now is None else now
-        latest: int | None = None
         valid = 0
-        try:
-            events = ordered_events(source, replayer.account_key, reject, now=clock, limit=in_memory_lines)
-            for number, raw, event in events:
+        current_line: tuple[int, bytes] = (0, b"")  # (number, raw) of the event being decided
+
+        def valid_events() -> Iterator[Event]:
+            nonlocal valid, current_line
+            for number, raw, event in ordered_events(
+                source, replayer.account_key, reject, now=clock, limit=in_memory_lines
+            ):
+                report_timer_failures()
                 valid += 1
-                latest = epoch(event.event_time)
-                emit(replayer.advance(latest))
-                try:
-                    decisions = replayer.feed(event)
-                except Exception as exc:  # one event's failure must not stop the run: dead-letter it
-                    run.failed += 1
-                    reason = f"engine error: {type(exc).__name__}: {exc}"[:500]
-                    reject(Rejected(reason, number, redact_raw(raw), event.event_id))
-                else:
-                    emit(decisions)
+                current_line = (number, raw)
                 if valid % 500 == 0:
                     progress.update(task, completed=valid)
+                yield event
+
+        def dead_letter_failed(event: Event, exc: Exception) -> None:
+            report_timer_failures()  # the timers that fired before it come first, as they happened
+            run.failed += 1
+            reason = f"engine error: {type(exc).__name__}: {exc}"[:500]
+            number, raw = current_line
+            reject(Rejected(reason, number, redact_raw(raw), event.event_id))
+
+        try:
+            # one event's failure must not stop the run: it is dead-lettered
+            for decision in replayer.run(valid_events(), on_error=dead_letter_failed):
+                emit(decision)
         except OSError as exc:  # reading the input, or sorting it through temporary files
             raise ReplayError(f"cannot read and sort the events file {events_path}: {exc.strerror or exc}") from None
-        if latest is not None:
-            emit(replayer.advance(latest))
+        report_timer_failures()
         sink.close()
         dead_letter.close()
     elapsed = time.perf_counter() - started

@@ -1,7 +1,7 @@
 """Replay: the core over a file of events, in event-time order, with timers driven by event time.
 
 This is the embedded run (no Kafka, no Redis): `paysentry replay`, `paysentry demo`, rule backtests and
-notebooks all go through `Replayer`, which owns an in-memory state store and the timer heap. A daily
+notebooks all go through `Replayer`, which owns an in-memory state store and the timer queue. A daily
 sweep deletes the entities that already read as absent (idle past their horizon, see `paysentry.state`),
 so the state stays bounded and the sweep's timing never changes a decision.
 
@@ -10,7 +10,6 @@ so the state stays bounded and the sweep's timing never changes a decision.
 
 from __future__ import annotations
 
-import heapq
 import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
@@ -36,6 +35,7 @@ from paysentry.state import (
     packed_expiry_hint,
     unpack_entity,
 )
+from paysentry.timers import TimerQueue
 from paysentry.windows import DAY
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -120,30 +120,61 @@ class Replayer:
     sweep_interval: int | None = DAY  # event time between sweeps (None: never sweep)
     # timers that raised, as (payment id, reason): the shell reports them, the run goes on
     timer_failures: list[tuple[str, str]] = field(default_factory=list)
-    _timers: list[tuple[int, str]] = field(default_factory=list)
-    _scheduled: dict[str, int] = field(default_factory=dict)
+    timers: TimerQueue = field(default_factory=TimerQueue)
     _next_sweep: int = 0
+
+    def run(
+        self,
+        events: Iterable[Event],
+        *,
+        until: int | None = None,
+        on_error: Callable[[Event, Exception], None] | None = None,
+    ) -> Iterator[Decision]:
+        """Decide each event after the timers due before it, then fire the timers due by `until`
+        (default: the last event's time). An event the core raises on goes to `on_error`, when given,
+        and the run goes on; the timers that fell due before it have fired all the same."""
+        latest: int | None = None
+        for event in events:
+            latest = epoch(event.event_time)
+            yield from self.advance(latest)
+            try:
+                decision = self.decide(event)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(event, exc)
+                continue
+            if decision is not None:
+                yield decision
+        end = latest if until is None else until
+        if end is not None:
+            yield from self.advance(end)
 
     def feed(self, event: Event) -> list[Decision]:
         """Decide one event, after firing the timers that fell due before it."""
+        decisions = self.advance(epoch(event.event_time))
+        decision = self.decide(event)
+        if decision is not None:
+            decisions.append(decision)
+        return decisions
+
+    def decide(self, event: Event) -> Decision | None:
+        """Decide one event (the timers due before it must have fired: `advance`)."""
         now = epoch(event.event_time)
-        decisions = self.advance(now)
         if event.family == "vendor":
             self.engine.apply_master(event, self.store)
-            return decisions
+            return None
         if event.payment_id:
             self._forget_expired_route(event.payment_id, now)
         shard = shard_for(event, self.routes)
         if event.payment_id:  # one copy of each shard name, however many payments point at it
             shard = self.routes[event.payment_id] = sys.intern(shard)
         decision = self.engine.process(event, self.store, shard=shard)
-        if decision is not None:
-            decisions.append(decision)
         if event.payment_id:
             self._schedule(event.payment_id)
         if self.sweep_interval is not None and now >= self._next_sweep:
             self._sweep(now)
-        return decisions
+        return decision
 
     def _forget_expired_route(self, payment_id: str, now: int) -> None:
         """A payment that reads as absent has no shard either, swept or not."""
@@ -154,13 +185,9 @@ class Replayer:
                 del self.routes[payment_id]
 
     def advance(self, now: int) -> list[Decision]:
+        """Fire the timers due by event time `now`."""
         decisions: list[Decision] = []
-        while self._timers and self._timers[0][0] <= now:
-            due, payment_id = heapq.heappop(self._timers)
-            if self._scheduled.get(payment_id) != due:
-                continue  # superseded by a later schedule
-            del self._scheduled[payment_id]
-            shard = self.routes.get(payment_id, UNKNOWN_SHARD)
+        for due, payment_id, shard in self.timers.pop_due(now):
             try:
                 decisions.extend(self.engine.check_timers([payment_id], due, self.store, shard=shard))
             except Exception as exc:  # one payment's failure must not stop the run
@@ -180,13 +207,10 @@ class Replayer:
                     self.routes.pop(entity.payment_id, None)
 
     def _schedule(self, payment_id: str) -> None:
-        record = self.store.get(key_for(PaymentRecord, payment_id, self.routes.get(payment_id, UNKNOWN_SHARD)))
+        shard = self.routes.get(payment_id, UNKNOWN_SHARD)
+        record = self.store.get(key_for(PaymentRecord, payment_id, shard))
         due = self.engine.due_at(record) if isinstance(record, PaymentRecord) else None
-        if due is None:
-            self._scheduled.pop(payment_id, None)
-        elif self._scheduled.get(payment_id) != due:
-            self._scheduled[payment_id] = due
-            heapq.heappush(self._timers, (due, payment_id))
+        self.timers.schedule(payment_id, due, shard)
 
 
 def parse_line(raw: bytes | str, account_key: bytes, now: float | None = None) -> Event:

@@ -12,7 +12,7 @@ Labels are `label.confirmed` events (verdict, typology), from `--labels` and fro
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from paysentry.contract import Decision, Event
+from paysentry.contract import Event
 from rules.ruleset import Ruleset
 
 POSITIVE = ("fraud", "error")
@@ -74,14 +74,13 @@ def replay(ruleset: Ruleset, events: list[Event], account_key: bytes, progress: 
     from paysentry.core import Engine
     from paysentry.replay import Replayer
 
-    replayer = Replayer(Engine(ruleset), account_key)
-    decisions: list[Decision] = []
-    for index, event in enumerate(events):
-        decisions.extend(replayer.feed(event))
-        if progress is not None and index % 250 == 0:
-            progress(index, len(events))
-    if events:
-        decisions.extend(replayer.advance(int(events[-1].event_time.timestamp())))
+    def reporting(events: list[Event]) -> Iterator[Event]:
+        for index, event in enumerate(events):
+            if progress is not None and index % 250 == 0:
+                progress(index, len(events))
+            yield event
+
+    decisions = list(Replayer(Engine(ruleset), account_key).run(reporting(events)))
     if progress is not None:
         progress(len(events), len(events))
     return [

@@ -152,13 +152,9 @@ def run_test(test: RuleTest, ruleset: Ruleset) -> TestResult:
     from paysentry.core import Engine
     from paysentry.replay import Replayer
 
-    replayer = Replayer(Engine(ruleset), TEST_ACCOUNT_KEY)
-    decisions: list[Decision] = []
-    for event in test.events:
-        decisions.extend(replayer.feed(event))
     end = test.advance_to or (max(e.event_time for e in test.events) if test.events else None)
-    if end is not None:
-        decisions.extend(replayer.advance(int(end.timestamp())))
+    until = int(end.timestamp()) if end is not None else None
+    decisions = list(Replayer(Engine(ruleset), TEST_ACCOUNT_KEY).run(test.events, until=until))
     return TestResult(test, check_expectations(test, decisions))
 
 

@@ -50,6 +50,7 @@ from models.features import epoch
 from paysentry.contract import Decision, Event, action_rank
 from paysentry.core import Engine
 from paysentry.state import Entity, PaymentRecord, decode_entity, encode_entity, key_for, shard_of
+from paysentry.timers import TimerQueue
 from paysentry.windows import DAY
 from stream.reasons import exception_reason, validation_reason
 from stream.topics import (
@@ -108,8 +109,7 @@ class PartitionState:
     emitted: dict[str, set[str]] = field(default_factory=lambda: {DECISIONS: set(), ALERTS: set()})
     out_next: dict[str, int] = field(default_factory=dict)
     sent: list[tuple[str, Any]] = field(default_factory=list)
-    timers: list[tuple[int, str]] = field(default_factory=list)
-    scheduled: dict[str, tuple[int, str]] = field(default_factory=dict)  # payment -> (due, shard)
+    timers: TimerQueue = field(default_factory=TimerQueue)
     processed: int = 0
     read_to: int = -1  # highest offset read since this owner took the partition
     checkpoints: int = 0
@@ -193,7 +193,7 @@ class DecisionStage:
     def status(self) -> dict[int, dict[str, Any]]:
         """What each partition holds back, for the periodic status log."""
         return {p: {"buffered": len(s.buffer), "unacked": len(s.unacked), "dirty": len(s.dirty),
-                    "watermark": self._watermark(s), "groups": len(s.low), "timers": len(s.scheduled)}
+                    "watermark": self._watermark(s), "groups": len(s.low), "timers": len(s.timers)}
                 for p, s in sorted(self.states.items())}  # fmt: skip
 
     def _envelope(self, event: Any) -> Routed | Tick:
@@ -274,7 +274,7 @@ class DecisionStage:
             if entity is not None and self.engine.expired(entity, now):
                 state.dirty[key] = None
                 if isinstance(entity, PaymentRecord) and entity.payment_id:
-                    state.scheduled.pop(entity.payment_id, None)
+                    state.timers.forget(entity.payment_id)
                 swept += 1
         if swept:
             log.info("partition %d: swept %d entities idle past their horizon", state.index, swept)
@@ -282,13 +282,7 @@ class DecisionStage:
     # -- timers (as paysentry.replay.Replayer, per partition) -------------------------------------
     async def _advance(self, state: PartitionState, now: int) -> list[Decision]:
         decisions: list[Decision] = []
-        while state.timers and state.timers[0][0] <= now:
-            due, payment_id = heapq.heappop(state.timers)
-            scheduled = state.scheduled.get(payment_id)
-            if scheduled is None or scheduled[0] != due:
-                continue
-            shard = scheduled[1]
-            del state.scheduled[payment_id]
+        for due, payment_id, shard in state.timers.pop_due(now):
             try:
                 decisions += self.engine.check_timers([payment_id], due, state.store, shard=shard, master=state.master)
                 self._schedule(state, payment_id, shard)
@@ -303,11 +297,7 @@ class DecisionStage:
     def _schedule(self, state: PartitionState, payment_id: str, shard: str) -> None:
         record = state.store.get(key_for(PaymentRecord, payment_id, shard))
         due = self.engine.due_at(record) if isinstance(record, PaymentRecord) else None
-        if due is None:
-            state.scheduled.pop(payment_id, None)
-        elif state.scheduled.get(payment_id, (None,))[0] != due:
-            state.scheduled[payment_id] = (due, shard)
-            heapq.heappush(state.timers, (due, payment_id))
+        state.timers.schedule(payment_id, due, shard)
 
     # -- outputs ----------------------------------------------------------------------------------
     async def _emit(self, state: PartitionState, decisions: list[Decision]) -> None:

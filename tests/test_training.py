@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from models.catalog import FEATURES
-from models.training import RELEASE_TYPOLOGIES, evaluate_online, feature_rows_from_file, load_labels
+from models.training import RELEASE_TYPOLOGIES, evaluate_online, feature_rows, feature_rows_from_file, load_labels
+from paysentry.core import EmptyRuleset
+from paysentry.params import CompanyParams
 from paysentry.simulate import SimulationConfig, write_simulation
+from tests.builders import at, parse, release
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,3 +46,19 @@ def test_the_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.Mon
         if cell["cell_type"] == "code":
             exec(compile("".join(cell["source"]), "notebook", "exec"), namespace)  # noqa: S102
     assert len(namespace["rows"]) > 1000 and namespace["labels"]
+
+
+class InstantSla(EmptyRuleset):
+    """A settlement SLA under a second: a release is overdue at its own event time."""
+
+    def company(self, company_code: str | None) -> CompanyParams:
+        return CompanyParams(settlement_sla_hours=0.0001)
+
+
+def test_feature_rows_include_the_timer_decisions_due_by_the_last_event() -> None:
+    events = [parse(release("FIRST", at(0))), parse(release("LAST", at(1)))]
+    rows = feature_rows(events, InstantSla())
+    assert [(row["event_type"], row["payment_id"]) for row in rows] == [
+        ("payment.released", "FIRST"), ("sla.unsettled", "FIRST"), ("payment.released", "LAST"),
+        ("sla.unsettled", "LAST"),  # due at the last event's own time: fired by the final advance
+    ]  # fmt: skip
