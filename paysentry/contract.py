@@ -314,6 +314,33 @@ class RuleHit(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
+class PaymentSummary(BaseModel):
+    """What a person needs to find and act on a payment, as a decision's `explanation["payment"]`:
+    never the clear account, only its masked form; times are RFC 3339 text like `event_time`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    amount: str | None = None
+    currency: str | None = None
+    channel: str | None = None
+    payee_account_masked: str | None = None
+    payee_bank: str | None = None
+    payee_country: str | None = None
+    vendor_name: str | None = None
+    invoice_id: str | None = None
+    po_id: str | None = None
+    due_date: str | None = None
+    created_by: str | None = None
+    approved_by: list[str] | None = None
+    released_amount: str | None = None
+    released_at: str | None = None
+    status_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with absent facts left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class Decision(BaseModel):
     """One outbound decision (decision.schema.json)."""
 

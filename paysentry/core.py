@@ -36,7 +36,7 @@ from models.features import (
     utc_from_epoch,
 )
 from models.scorer import CalibratedHalfSpaceTrees, model_inputs
-from paysentry.contract import Decision, Event, RuleHit, action_rank, severity_rank
+from paysentry.contract import Decision, Event, PaymentSummary, RuleHit, action_rank, severity_rank
 from paysentry.params import CompanyParams
 from paysentry.routing import UNKNOWN_SHARD
 from paysentry.state import (
@@ -299,7 +299,7 @@ class Engine:
             model_score=None if model_score is None else round(model_score, 6),
             explanation={
                 "features": {k: _round(features.get(k)) for k in EXPLAINED_FEATURES if features.get(k) is not None},
-                "payment": payment,
+                "payment": payment.to_dict(),
             },  # fmt: skip
             ruleset_version=ruleset.version,
             model_version=self.model.version,
@@ -461,20 +461,22 @@ def _moment(at: int) -> datetime:
     return utc_from_epoch(at)
 
 
-def _payment_summary(event: Event | None, record: PaymentRecord) -> dict[str, Any]:
+def _payment_summary(event: Event | None, record: PaymentRecord) -> PaymentSummary:
     """What a person needs to find the payment: never the clear account, only its masked form."""
-    summary = {
-        "amount": str(event.amount) if event and event.amount is not None else record.amount or record.platform_amount,
-        "currency": (event.currency if event else None) or record.currency,
-        "channel": (event.channel if event else None) or record.channel,
-        "payee_account_masked": (event.payee_account_masked if event else None) or record.payee_account_masked,
-        "payee_country": event.payee_country if event else None,
-        "vendor_name": event.vendor_name if event else None,
-        "invoice_id": event.invoice_id if event else None,
-        "created_by": (event.created_by if event else None) or record.created_by,
-        "approved_by": (event.approved_by if event else None) or record.approved_by or None,
-        "released_amount": record.released_amount,
-        "released_at": record.released_at,
-        "status_reason": event.status_reason if event else None,
-    }
-    return {k: v for k, v in summary.items() if v is not None}
+    return PaymentSummary(
+        amount=str(event.amount) if event and event.amount is not None else record.amount or record.platform_amount,
+        currency=(event.currency if event else None) or record.currency,
+        channel=(event.channel if event else None) or record.channel,
+        payee_account_masked=(event.payee_account_masked if event else None) or record.payee_account_masked,
+        payee_bank=event.payee_bank if event else None,
+        payee_country=event.payee_country if event else None,
+        vendor_name=event.vendor_name if event else None,
+        invoice_id=event.invoice_id if event else None,
+        po_id=event.po_id if event else None,
+        due_date=event.due_date.isoformat() if event and event.due_date else None,
+        created_by=(event.created_by if event else None) or record.created_by,
+        approved_by=(event.approved_by if event else None) or record.approved_by or None,
+        released_amount=record.released_amount,
+        released_at=utc_from_epoch(record.released_at).isoformat() if record.released_at is not None else None,
+        status_reason=event.status_reason if event else None,
+    )

@@ -8,8 +8,9 @@ from pathlib import Path
 import jsonschema
 import orjson
 import pytest
+from pydantic import ValidationError
 
-from paysentry.contract import MAX_DECISION_BYTES, Decision, InvalidEvent, RuleHit, parse_event
+from paysentry.contract import MAX_DECISION_BYTES, Decision, InvalidEvent, PaymentSummary, RuleHit, parse_event
 from paysentry.redaction import redact_raw
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
@@ -182,3 +183,14 @@ def test_a_small_decision_is_written_as_before() -> None:
     decision = Decision(payment_id="P1", event_id="e1", event_time="2026-11-27T16:30:00+08:00", action="allow",
                         risk_score=0.0, rule_hits=[])  # fmt: skip
     assert decision.to_json() == orjson.dumps(decision.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+def test_the_payment_summary_refuses_facts_it_does_not_know() -> None:
+    with pytest.raises(ValidationError, match="payee_account"):
+        PaymentSummary.model_validate({"amount": "10.00", "payee_account": "DE89370400440532013000"})
+    summary = PaymentSummary(amount="10.00", approved_by=["u-boss"], released_at="2026-11-02T02:00:00+00:00")
+    assert summary.to_dict() == {
+        "amount": "10.00",
+        "approved_by": ["u-boss"],
+        "released_at": "2026-11-02T02:00:00+00:00",
+    }

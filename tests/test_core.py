@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from paysentry.contract import RuleHit
+from paysentry.contract import PaymentSummary, RuleHit
 from paysentry.core import EmptyRuleset, Engine
 from paysentry.params import CompanyParams
 from paysentry.replay import MemoryStore, Replayer
@@ -316,3 +316,15 @@ def test_time_amount_velocity_and_channel_features() -> None:
     assert (weekend["weekday_local"], weekend["hour_local"]) == (5, 23)
     assert weekend["is_weekend"] and weekend["is_night"] and not weekend["is_business_hours"]
     assert by_event[("psp.settled", "P4")]["currency_mismatch"] is True
+
+
+def test_a_released_payment_carries_its_summary_with_an_rfc3339_release_time() -> None:
+    event = release("P1", at(0), payee_bank="Commerzbank", po_id="PO-1", due_date="2026-11-30", invoice_id="INV-1")
+    _, (released, settled) = run([event, settle("P1", at(hours=20))])
+    assert "released_at" not in released.explanation["payment"], "the release is recorded after its own decision"
+    payment = released.explanation["payment"] | settled.explanation["payment"]
+    assert PaymentSummary.model_validate(settled.explanation["payment"]).to_dict() == settled.explanation["payment"]
+    assert payment["released_at"] == "2026-11-02T02:00:00+00:00"
+    assert payment["released_amount"] == "1000.00" and payment["approved_by"] == ["u-boss"]
+    assert (payment["payee_bank"], payment["po_id"], payment["due_date"]) == ("Commerzbank", "PO-1", "2026-11-30")
+    assert payment["payee_account_masked"].endswith("3333") and "111122223333" not in str(payment)

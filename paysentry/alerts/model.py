@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from paysentry.alerts.redact import masked_account, redact_text
-from paysentry.contract import Action, Decision, RuleHit, Severity, action_rank, severity_rank
+from paysentry.contract import Action, Decision, PaymentSummary, RuleHit, Severity, action_rank, severity_rank
 
 _SEVERITY_FOR_ACTION: dict[str, Severity] = {"block": "critical", "hold": "high", "review": "medium"}
+# Text a producer may have filled freely; amounts, the masked account and times are handled on their own.
 _PAYMENT_TEXT_FIELDS = ("currency", "channel", "payee_bank", "payee_country", "created_by", "vendor_name",
-                        "invoice_id", "po_id", "due_date")  # fmt: skip
+                        "invoice_id", "po_id", "due_date", "status_reason")  # fmt: skip
 
 
 class AlertRule(BaseModel):
@@ -32,21 +33,9 @@ class AlertRule(BaseModel):
     runbook: str | None = None
 
 
-class PaymentFacts(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class PaymentFacts(PaymentSummary):
+    """The decision's payment summary, redacted, with its times gathered for display."""
 
-    amount: str | None = None
-    currency: str | None = None
-    channel: str | None = None
-    payee_account_masked: str | None = None
-    payee_bank: str | None = None
-    payee_country: str | None = None
-    created_by: str | None = None
-    approved_by: list[str] = Field(default_factory=list)
-    vendor_name: str | None = None
-    invoice_id: str | None = None
-    po_id: str | None = None
-    due_date: str | None = None
     times: dict[str, str] = Field(default_factory=dict)
 
 
@@ -94,27 +83,35 @@ def strongest_hit(hits: list[RuleHit]) -> RuleHit | None:
     return best
 
 
-def _payment_facts(decision: Decision, keep: list[str]) -> PaymentFacts:
+def payment_summary_of(decision: Decision) -> PaymentSummary:
+    """The payment summary a decision carries. Facts this model does not know or cannot read (a decision
+    from another version of the core) are left out rather than costing the alert."""
     raw = decision.explanation.get("payment")
-    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    facts: dict[str, Any] = {}
-    if data.get("amount") is not None:
-        facts["amount"] = str(data["amount"])
+    data = {k: v for k, v in raw.items() if k in PaymentSummary.model_fields} if isinstance(raw, dict) else {}
+    if isinstance(data.get("approved_by"), str):
+        data["approved_by"] = [data["approved_by"]]
+    try:
+        return PaymentSummary.model_validate(data)
+    except ValidationError as exc:
+        unreadable = {error["loc"][0] for error in exc.errors() if error["loc"]}
+        return PaymentSummary.model_validate({k: v for k, v in data.items() if k not in unreadable})
+
+
+def _payment_facts(decision: Decision, keep: list[str]) -> PaymentFacts:
+    summary = payment_summary_of(decision)
+    # Invoice and PO numbers are identifiers people search the ERP with (SAP's are 10 digits): kept as
+    # they are, like the payment id, where free text has its digit runs masked.
+    keep = [*keep, *(v for v in (summary.invoice_id, summary.po_id) if v)]
+    facts: dict[str, Any] = summary.model_dump(exclude_none=True)
     for name in _PAYMENT_TEXT_FIELDS:
-        if data.get(name) is not None:
-            facts[name] = redact_text(str(data[name]), keep)
-    facts["payee_account_masked"] = masked_account(
-        str(data["payee_account_masked"]) if data.get("payee_account_masked") else None
-    )
-    approved = data.get("approved_by")
-    if isinstance(approved, list):
-        facts["approved_by"] = [redact_text(str(a), keep) for a in approved]
-    elif approved:
-        facts["approved_by"] = [redact_text(str(approved), keep)]
+        if name in facts:
+            facts[name] = redact_text(facts[name], keep)
+    facts["payee_account_masked"] = masked_account(summary.payee_account_masked)
+    if summary.approved_by is not None:
+        facts["approved_by"] = [redact_text(a, keep) for a in summary.approved_by]
     times = {"event": decision.event_time}
-    for key, value in data.items():
-        if isinstance(value, str) and (key.endswith("_at") or key.endswith("_time")):
-            times[key.removesuffix("_at").removesuffix("_time")] = value
+    if summary.released_at is not None:
+        times["released"] = summary.released_at
     facts["times"] = times
     return PaymentFacts(**facts)
 

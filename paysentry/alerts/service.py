@@ -41,7 +41,7 @@ from paysentry.alerts.sms_channel import SmsChannel
 from paysentry.alerts.store import KVStore
 from paysentry.alerts.templates import render_email, render_sms
 from paysentry.audit import AuditLog
-from paysentry.contract import Decision
+from paysentry.contract import Decision, PaymentSummary
 
 
 def utcnow() -> datetime:
@@ -110,9 +110,10 @@ def sample_decision(severity: str = "critical") -> Decision:
             "risk_score": 0.9, "severity": severity, "model_score": 0.8, "ruleset_version": "test",
             "rule_hits": [{"rule_id": "send_test", "severity": severity, "action": action,
                            "reason": "a test notification sent with `paysentry alerts send-test`"}],
-            "explanation": {"payment": {"amount": "12345.67", "currency": "EUR", "channel": "sepa",
-                                        "payee_account_masked": "****4321", "created_by": "test-user",
-                                        "approved_by": ["test-approver"]}},
+            "explanation": {"payment": PaymentSummary(
+                amount="12345.67", currency="EUR", channel="sepa", payee_account_masked="****4321",
+                payee_bank="TEST BANK", invoice_id="INV-TEST-1", po_id="PO-TEST-1", created_by="test-user",
+                approved_by=["test-approver"]).to_dict()},
         }
     )  # fmt: skip
 

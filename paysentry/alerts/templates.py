@@ -132,12 +132,18 @@ def _alert_rows(alert: Alert, settings: GlobalSettings, new: bool) -> list[tuple
         ("Amount", f"{format_amount(p.amount)} {p.currency or ''}".strip() + via),
         ("Payee account", " ".join(x for x in (p.payee_account_masked or "-", p.payee_bank or "",
                                                 p.payee_country or "") if x)),  # fmt: skip
+        ("Invoice", "  ".join(x for x in (p.invoice_id or "-", p.po_id and f"PO {p.po_id}",
+                                           p.due_date and f"due {p.due_date}") if x)),  # fmt: skip
         ("Created by", p.created_by or "-"),
-        ("Approved by", ", ".join(p.approved_by) or "-"),
+        ("Approved by", ", ".join(p.approved_by or []) or "-"),
         ("Times", "; ".join(f"{k} {v}" for k, v in p.times.items())),
-        ("Action", f"{alert.action}  risk {alert.risk_score:.2f}  model score "
-                   + (f"{alert.model_score:.2f}" if alert.model_score is not None else "n/a (warming up)")),
     ]  # fmt: skip
+    if p.released_amount is not None:
+        rows.append(("Released", f"{format_amount(p.released_amount)} {p.currency or ''}".strip()))
+    if p.status_reason:
+        rows.append(("Status", p.status_reason))
+    model_score = f"{alert.model_score:.2f}" if alert.model_score is not None else "n/a (warming up)"
+    rows.append(("Action", f"{alert.action}  risk {alert.risk_score:.2f}  model score {model_score}"))
     return [(label, cap(value, MAX_VALUE)) for label, value in rows]
 
 

@@ -9,6 +9,11 @@ from paysentry.alerts.model import build_alert
 from paysentry.alerts.notification import Notification
 from paysentry.alerts.redact import contains_clear_account, masked_account, redact_text
 from paysentry.alerts.templates import render_email, render_sms, sms_segments
+from paysentry.contract import RuleHit
+from paysentry.core import EmptyRuleset, Engine
+from paysentry.replay import Replayer
+from rules.context import RuleContext
+from tests.builders import KEY, at, parse, release, settle
 from tests.harness.alert_fixtures import CLEAR_IBAN, decision
 
 NOW = datetime(2024, 3, 4, 12, 0, tzinfo=UTC)
@@ -44,7 +49,8 @@ def test_threshold_and_labels():
     assert [r.rule_id for r in alert.rules] == ["new_bank_account", "amount_spike"]
     assert alert.rules[1].runbook == "https://runbooks.example.com/amount_spike"
     assert alert.payment.approved_by == ["m.roe", "k.lee"]
-    assert alert.payment.times["created"] == "2024-03-04T09:12:00+00:00"
+    # the fixture's created_at/approved_at are facts the core never produces: left out, not shown
+    assert alert.payment.times == {"event": "2024-03-04T11:58:00+00:00"}
 
 
 def test_alert_id_is_stable_for_payment_and_rules():
@@ -85,7 +91,7 @@ def test_email_has_everything_needed_to_act():
     email = render_email(note([other, alert]), None, SETTINGS)
     assert email.subject == "[PaySentry CRITICAL] new_bank_account - vendor V-7 (+1 more)"
     for needed in [
-        "P-1", "V-7", "125,000.00 EUR via sepa", "****3000", "j.doe", "m.roe, k.lee", "created 2024-03-04T09:12:00",
+        "P-1", "V-7", "125,000.00 EUR via sepa", "****3000", "j.doe", "m.roe, k.lee", "event 2024-03-04T11:58:00",
         "new_bank_account (critical, block): amount 125000.00", "model score 0.87",
         "Runbook: https://runbooks.example.com/new_bank_account", f"paysentry alerts ack {alert.alert_id}",
         "paysentry alerts silence add vendor=V-7 rule_id=new_bank_account --duration 4h",
@@ -126,3 +132,41 @@ def test_digest_sms_counts_severities():
     body = render_sms(note(alerts, kind="quiet_digest"), None, SETTINGS).body
     assert "HELD OVERNIGHT" in body and "[2 medium, 1 high]" in body
     assert "ack n-0123456789" in body
+
+
+class HoldEverything(EmptyRuleset):
+    def evaluate(self, ctx: RuleContext) -> tuple[list[RuleHit], list[RuleHit]]:
+        return [RuleHit(rule_id="everything", severity="high", action="hold", reason="test")], []
+
+
+def test_every_payment_fact_from_the_core_reaches_the_email():
+    event = release("P-REL", at(0), payee_bank="Commerzbank", po_id="PO-4711", due_date="2026-11-30",
+                    invoice_id="INV-77", vendor_name="Acme GmbH")  # fmt: skip
+    replayer = Replayer(Engine(HoldEverything()), KEY)
+    (released,) = replayer.feed(parse(event))
+    (settled,) = replayer.feed(parse(settle("P-REL", at(hours=20))))
+    alerts = [build_alert(released), build_alert(settled)]
+    assert alerts[1].payment.times["released"] == "2026-11-02T02:00:00+00:00"
+    text = "".join(render_email(note([alert]), None, SETTINGS).text for alert in alerts)
+    for needed in ["released 2026-11-02T02:00:00+00:00", "Released:      1,000.00 USD", "Commerzbank",
+                   "PO PO-4711", "due 2026-11-30", "INV-77", "Acme GmbH", "u-clerk", "u-boss"]:  # fmt: skip
+        assert needed in text, needed
+
+
+def test_unknown_or_unreadable_payment_facts_are_left_out_of_the_alert():
+    d = decision("P-1")
+    d.explanation["payment"] |= {"colour": "red", "released_at": {"not": "a time"}, "po_id": "PO-1"}
+    alert = build_alert(d)
+    assert alert is not None
+    assert alert.payment.po_id == "PO-1" and alert.payment.released_at is None
+    assert "released" not in alert.payment.times and "colour" not in render_email(note([alert]), None, SETTINGS).text
+
+
+def test_invoice_and_po_numbers_reach_the_alert_as_they_are_while_free_text_digit_runs_are_masked():
+    d = decision("P-1")
+    d.explanation["payment"] |= {"po_id": "4500012345", "invoice_id": "5100098765",
+                                 "status_reason": "paid to 5500998877 by mistake"}  # fmt: skip
+    alert = build_alert(d)
+    assert alert is not None
+    assert alert.payment.po_id == "4500012345" and alert.payment.invoice_id == "5100098765"
+    assert "5500998877" not in (alert.payment.status_reason or "")
