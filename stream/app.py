@@ -1,4 +1,4 @@
-"""The Faust app: topics, tables, the two agents, the progress clock and the rebalance hooks.
+"""The Faust app: topics, tables, the two agents, the progress clock (stream/progress.py) and the rebalance hooks.
 
     inbound topics ──► ingest agent ──► engine.events (by shard) ──► decision agent ──► decisions, alerts
          │                  │                                           │
@@ -15,14 +15,12 @@ server (when `PAYSENTRY_WEB_PORT` is set) listens on `PAYSENTRY_WEB_BIND`, loopb
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import orjson
-from aiokafka import TopicPartition
 
 from paysentry.core import Engine
 from rules.loader import DEFAULT_RULES_DIR
@@ -31,11 +29,13 @@ from rules.signal import ReloadListener
 from stream.alerts_agent import register_alerts
 from stream.decide import DecisionStage
 from stream.delivery import DeliveryGuard
+from stream.faults import NO_FAULTS, FaultHook
 from stream.ingest import NUDGE, IngestStage
 from stream.model_snapshots import register_model_snapshots, snapshot_signing_key
+from stream.progress import ProgressClock
 from stream.settings import StreamSettings
-from stream.sinks import BrokerOffsets, OutputReader
-from stream.topics import DEADLETTER, ENGINE, INBOUND, SIGNATURE_HEADER, envelope_signature, sign_envelope
+from stream.sinks import OutputReader
+from stream.topics import DEADLETTER, ENGINE, INBOUND, SIGNATURE_HEADER, sign_envelope
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def live_rules(settings: StreamSettings) -> RulesHolder:
     return holder
 
 
-def create_app(settings: StreamSettings, *, fault: str | None = None, engine: Engine | None = None) -> StreamApp:
+def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engine: Engine | None = None) -> StreamApp:
     # keys first: a worker with a missing or weak one stops here, before it starts anything
     account_key, internal_key = settings.require_hash_key(), settings.internal_key()
     snapshot_signing_key(settings)
@@ -137,10 +137,10 @@ def create_app(settings: StreamSettings, *, fault: str | None = None, engine: En
         alert_action=settings.alert_action, send=send_output, flush=flush,
         read_back=reader.event_ids, checkpoint_events=settings.checkpoint_events,
         checkpoint_seconds=settings.checkpoint_seconds, max_buffer=settings.max_buffer, internal_key=internal_key,
-        send_deadletter=send_deadletter, fault=fault,
+        send_deadletter=send_deadletter, faults=faults,
     )  # fmt: skip
 
-    clock = _ProgressClock(app, settings, nudges, internal_key)
+    clock = ProgressClock(app, settings, nudges, internal_key)
     guard = DeliveryGuard(app, settings, {settings.topic(n) for n in (*INBOUND, NUDGE, ENGINE)})
     nudge_topic = settings.topic(NUDGE)
 
@@ -227,90 +227,3 @@ def _partitions_by_topic(tps: set[Any], prefix: str) -> dict[str, set[int]]:
     for tp in tps:
         result.setdefault(tp.topic.removeprefix(prefix), set()).add(tp.partition)
     return result
-
-
-class _ProgressClock:
-    """Every tick, tell each owned ingest group how far its inbound partitions reach (high-water marks)
-    and where this owner started in them (the committed offsets): a group is idle when it has processed
-    up to the high-water mark of every inbound partition. The nudge goes through the ingest agent's own
-    input, so the agent handles it between records, in the context of the group's partition. (Offsets
-    are asked with a client of its own: Faust's consumer thread answers only between two fetches.)
-
-    Each nudge carries the consumer-group generation it was computed in. After a rebalance the owner of a
-    group reads `ingest.ticks` again from its committed offset, so the first nudges it meets are the
-    previous assignment's, whose start offsets are where *that* owner started: adopted, they would make a
-    group whose inbound partitions were already consumed wait forever for records it will never be given
-    (its position would stay below the high-water mark), and with it the watermark of every decision
-    partition. `stale` recognises them; a tick that a rebalance overtakes is not sent."""
-
-    def __init__(self, app: faust.App, settings: StreamSettings, nudges: Any, key: bytes) -> None:
-        self.app, self.settings, self.nudges, self.key = app, settings, nudges, key
-        self.starts: dict[TopicPartition, int] = {}
-        self.generation = -1  # the consumer-group generation `starts` belong to
-        self.offsets = BrokerOffsets(settings)
-
-    def forget(self, revoked: set[Any]) -> None:
-        for tp in revoked:
-            self.starts.pop(TopicPartition(tp.topic, tp.partition), None)
-
-    def genuine(self, event: Any) -> bool:
-        """A nudge this deployment's clock wrote: signed, and a JSON object."""
-        value, signature = event.value, envelope_signature(event.message.headers)
-        if not isinstance(value, bytes) or signature is None:
-            return False
-        if not hmac.compare_digest(signature, sign_envelope(self.key, value)):
-            return False
-        try:
-            return isinstance(orjson.loads(value), dict)
-        except orjson.JSONDecodeError:
-            return False
-
-    def stale(self, value: Any) -> bool:
-        """A nudge computed before this worker's current assignment."""
-        data = orjson.loads(value) if isinstance(value, bytes | str) else value
-        return int(data.get("generation", -1)) < self.app.consumer_generation_id
-
-    def _overtaken(self, generation: int) -> bool:
-        return bool(self.app.rebalancing) or self.app.consumer_generation_id != generation
-
-    async def tick(self) -> None:
-        try:
-            await self._tick()
-        except Exception as exc:  # the clock must keep ticking through a rebalance or a broker hiccup
-            log.info("progress tick skipped: %r", exc)
-
-    async def close(self) -> None:
-        await self.offsets.close()
-
-    async def _tick(self) -> None:
-        generation = self.app.consumer_generation_id
-        if self.app.rebalancing:
-            return
-        if generation != self.generation:  # committed offsets read in an earlier generation are outdated
-            self.starts.clear()
-            self.generation = generation
-        nudge_topic = self.settings.topic(NUDGE)
-        groups = sorted({tp.partition for tp in self.app.consumer.assignment() if tp.topic == nudge_topic})
-        if not groups:
-            return
-        tps = [TopicPartition(self.settings.topic(t), g) for g in groups for t in INBOUND]
-        highwaters = await self.offsets.end(tps)
-        missing = [tp for tp in tps if tp not in self.starts]
-        if missing:
-            starts = await self.offsets.resume_points(missing)
-            if self._overtaken(generation):
-                return
-            self.starts.update(starts)
-        for group in groups:
-            if self._overtaken(generation):
-                return  # the rest is for the next owners, with their own start offsets
-            record: dict[str, Any] = {"generation": generation, "highwater": {}, "start": {}}
-            for topic in INBOUND:
-                tp = TopicPartition(self.settings.topic(topic), group)
-                if tp in highwaters:
-                    record["highwater"][topic] = highwaters[tp]
-                if tp in self.starts:
-                    record["start"][topic] = self.starts[tp]
-            value = orjson.dumps(record)
-            await self.nudges.send(key=None, value=value, partition=group,
-                                   headers=[(SIGNATURE_HEADER, sign_envelope(self.key, value))])  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from stream.faults import NO_FAULTS, FaultHook, FaultPoint
 from stream.settings import StreamSettings, settings_error
 from stream.topics import OUTBOUND, SEQ_HEADER, key_for_record, topic_for_type
 
@@ -53,7 +55,7 @@ def worker(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:  # keys are checked here, before anything is created on the broker
-        stream_app = create_app(settings, fault=os.environ.get("PAYSENTRY_FAULT"))
+        stream_app = create_app(settings, faults=_faults_from(os.environ.get("PAYSENTRY_FAULT")))
     except ValueError as exc:
         console.print(f"[red]error:[/] {settings_error(exc)}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -63,6 +65,27 @@ def worker(
         f"store {settings.store_url()}, alerts at [bold]{settings.alert_action}[/] and above"
     )
     Worker(stream_app.app, loglevel=loglevel, quiet=True, redirect_stdouts=False, loop=loop).execute_from_commandline()
+
+
+class _SigkillAt:
+    """Kill this worker at `point` of its n-th checkpoint of a partition: the crash tests' faults."""
+
+    def __init__(self, point: str, after: int) -> None:
+        self.point, self.after = point, after
+
+    def armed(self, point: FaultPoint, checkpoint: int) -> bool:
+        return point == self.point and checkpoint >= self.after
+
+    def crash(self, point: FaultPoint) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)  # no shutdown of any kind: what a crash leaves behind is the test
+
+
+def _faults_from(spec: str | None) -> FaultHook:
+    """PAYSENTRY_FAULT=<point>:<n> (stream/faults.py lists the points); unset in production."""
+    if not spec:
+        return NO_FAULTS
+    point, _, count = spec.partition(":")
+    return _SigkillAt(point, int(count or 1))
 
 
 def produce(

@@ -15,9 +15,10 @@ Deciding at most once, losing nothing, across a SIGKILL at any instant (see stre
 1. decisions and alerts go to the partition of `decisions` / `alerts` with the same number, whose only
    writer is this partition's owner;
 2. a checkpoint first flushes the producer (every output so far is on the broker), then writes one
-   `~ckpt/<partition>` record holding every dirty entity and the output offsets, then the entities
-   themselves, flushes again, and only then acknowledges the input records it covers, in offset order
-   (Faust commits only acknowledged offsets, so no commit can run ahead of the state: issue #606);
+   `~ckpt/<partition>` record holding every dirty entity and the output offsets (stream/checkpoint.py:
+   the protocol and its table layout), then the entities themselves, flushes again, and only then
+   acknowledges the input records it covers, in offset order (Faust commits only acknowledged offsets,
+   so no commit can run ahead of the state: issue #606);
 3. a new owner of the partition re-applies the last `~ckpt` record (a checkpoint is all or nothing: its
    record precedes its entity writes in the same changelog partition) and reads the outputs written
    since that checkpoint; re-processing the unacknowledged input then rebuilds the same decisions, and
@@ -35,8 +36,6 @@ import asyncio
 import heapq
 import itertools
 import logging
-import os
-import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -52,6 +51,8 @@ from paysentry.core import Engine
 from paysentry.state import Entity, PaymentRecord, decode_entity, encode_entity, key_for, shard_of
 from paysentry.timers import TimerQueue
 from paysentry.windows import DAY
+from stream.checkpoint import apply_entities, recover, write_checkpoint
+from stream.faults import NO_FAULTS, FaultHook
 from stream.reasons import exception_reason, validation_reason
 from stream.topics import (
     ALERTS,
@@ -66,9 +67,6 @@ from stream.topics import (
 )
 
 log = logging.getLogger(__name__)
-CHECKPOINT_KEY = "~ckpt/{partition}"
-CHUNK_KEY = "~ckpt/{partition}/{slot}/{number}"  # two slots: a new checkpoint never overwrites the last one
-CHUNK_BYTES = 256 * 1024
 MASTER_PREFIX = "#{partition}/"
 
 
@@ -130,15 +128,14 @@ class DecisionStage:
                  alert_action: str, send: Callable[..., Any],
                  flush: Callable[[], Awaitable[None]], read_back: ReadBack, checkpoint_events: int,
                  checkpoint_seconds: float, max_buffer: int, internal_key: bytes,
-                 send_deadletter: Callable[..., Awaitable[Any]], fault: str | None = None) -> None:  # fmt: skip
+                 send_deadletter: Callable[..., Awaitable[Any]], faults: FaultHook = NO_FAULTS) -> None:  # fmt: skip
         self.engine, self.table, self.partitions, self.partition_of = engine, table, partitions, partition_of
         self.internal_key, self.send_deadletter = internal_key, send_deadletter
         self.alert_rank = action_rank(alert_action)
         self.send, self.flush, self.read_back = send, flush, read_back
         self.checkpoint_events, self.checkpoint_seconds = checkpoint_events, checkpoint_seconds
         self.max_buffer = max_buffer
-        self.fault_point, _, count = (fault or "").partition(":")
-        self.fault_after = int(count or 1)
+        self.faults = faults
         self.states: dict[int, PartitionState] = {}
         self.revoked: set[int] = set()
         self.lock = asyncio.Lock()  # one message at a time; a rebalance waits for the current one
@@ -312,9 +309,9 @@ class DecisionStage:
                 future = await self.send(topic, key=decision.payment_id.encode(), value=value,
                                          partition=state.index, headers=headers)  # fmt: skip
                 state.sent.append((topic, future))
-        if self._fault_armed("emitted", state) and len(state.awaiting) >= 20:
+        if self.faults.armed("emitted", state.checkpoints + 1) and len(state.awaiting) >= 20:
             await self.flush()  # the outputs are on the broker, the state that goes with them is not
-            self._fault("emitted", state)
+            self.faults.crash("emitted")
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _due_for_checkpoint(self, state: PartitionState) -> bool:
@@ -334,23 +331,10 @@ class DecisionStage:
         state.sent.clear()
         # an empty value is a deletion (a swept payment)
         entities = {key: encode_entity(entity) if entity is not None else b"" for key, entity in state.dirty.items()}
-        generation = state.generation = state.generation + 1
-        chunks = _chunks(entities)
-        for number, chunk in enumerate(chunks):
-            record = {"gen": generation, "entities": {k: v.decode() for k, v in chunk.items()}}
-            self.table[CHUNK_KEY.format(partition=state.index, slot=generation % 2, number=number)] = orjson.dumps(
-                record
-            )
-        header = {"gen": generation, "chunks": len(chunks), "out": state.out_next}
-        self.table[CHECKPOINT_KEY.format(partition=state.index)] = orjson.dumps(header)
-        if self._fault_armed("redo", state) or self._fault_armed("state", state):
-            half = len(entities) // 2 if self.fault_point == "state" else 0
-            for key in list(entities)[:half]:
-                _write(self.table, key, entities[key])
-            await self.flush()
-            self._fault(self.fault_point, state)
-        for key, value in entities.items():
-            _write(self.table, key, value)
+        state.generation += 1
+        write_checkpoint(self.table, state.index, state.generation, entities, state.out_next)
+        await self._faults_after_header(state, entities)
+        apply_entities(self.table, entities.items())
         await self.flush()
         state.dirty.clear()
         for pending in state.awaiting:
@@ -359,6 +343,17 @@ class DecisionStage:
         state.checkpoints += 1
         state.last_checkpoint = time.monotonic()
 
+    async def _faults_after_header(self, state: PartitionState, entities: dict[str, bytes]) -> None:
+        """The crash points between a checkpoint's header and its entities (none in production)."""
+        number = state.checkpoints + 1
+        if self.faults.armed("state", number):
+            apply_entities(self.table, list(entities.items())[: len(entities) // 2])
+            await self.flush()
+            self.faults.crash("state")
+        elif self.faults.armed("redo", number):
+            await self.flush()
+            self.faults.crash("redo")
+
     def _ack(self, state: PartitionState) -> None:
         while state.unacked and state.unacked[0].done:
             state.unacked.popleft().event.ack()
@@ -366,19 +361,8 @@ class DecisionStage:
     # -- a new owner ------------------------------------------------------------------------------
     async def _recover(self, partition: int) -> PartitionState:
         state = PartitionState(partition, self.table)
-        raw = self.table.get(CHECKPOINT_KEY.format(partition=partition))
-        if raw is not None:
-            header = orjson.loads(raw)
-            state.generation, state.out_next = header["gen"], dict(header["out"])
-            for number in range(header["chunks"]):
-                chunk = orjson.loads(
-                    self.table[CHUNK_KEY.format(partition=partition, slot=header["gen"] % 2, number=number)]
-                )
-                assert chunk["gen"] == header["gen"], "a checkpoint's chunks precede its header in the changelog"
-                for key, value in chunk["entities"].items():
-                    encoded = value.encode()
-                    if (self.table.get(key) or b"") != encoded:
-                        _write(self.table, key, encoded)  # finish a checkpoint cut short
+        last = recover(self.table, partition)
+        state.generation, state.out_next = last.generation, last.out
         for topic in (DECISIONS, ALERTS):
             state.emitted[topic] = await self.read_back(topic, partition, state.out_next.get(topic, 0))
         for key, value in list(self.table.items()):
@@ -390,32 +374,3 @@ class DecisionStage:
                 if isinstance(record_entity, PaymentRecord) and record_entity.payment_id:
                     self._schedule(state, record_entity.payment_id, shard)
         return state
-
-    # -- fault injection for the crash tests (PAYSENTRY_FAULT=point:n) ----------------------------
-    def _fault_armed(self, point: str, state: PartitionState) -> bool:
-        return self.fault_point == point and state.checkpoints + 1 >= self.fault_after
-
-    def _fault(self, point: str, state: PartitionState) -> None:
-        if self._fault_armed(point, state):
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _write(table: Any, key: str, value: bytes) -> None:
-    """A table write; an empty value deletes the key (a tombstone in the changelog)."""
-    if value:
-        table[key] = value
-    elif key in table:
-        del table[key]
-
-
-def _chunks(entities: dict[str, bytes]) -> list[dict[str, bytes]]:
-    """Split a checkpoint into records that fit a Kafka message comfortably."""
-    chunks: list[dict[str, bytes]] = [{}]
-    size = 0
-    for key, value in entities.items():
-        if size and size + len(value) > CHUNK_BYTES:
-            chunks.append({})
-            size = 0
-        chunks[-1][key] = value
-        size += len(value) + len(key)
-    return chunks
