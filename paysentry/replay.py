@@ -57,12 +57,12 @@ class Rejected:
 
 class MemoryStore(MutableMapping[str, Entity]):
     """The embedded run's state: entity key -> entity. The most recently used entities are kept as live
-    objects (the hot profiles of a run are never re-decoded); the others are held packed (`pack_entity`,
-    several times smaller than live objects), packed only when they leave the live set, so an event pays
-    for packing only when the state is larger than the live set."""
+    objects; every entity that ever left the live set has a packed copy (`pack_entity`), refreshed in
+    place when it leaves the live set again, so reads and writes of hot entities pack nothing and the
+    packed table never churns."""
 
     def __init__(self, live: int = 4096) -> None:
-        self._packed: dict[str, bytes] = {}  # keys not in `_live`
+        self._packed: dict[str, bytes] = {}  # stale for keys that are live
         self._live: OrderedDict[str, Entity] = OrderedDict()
         self._live_limit = live
 
@@ -71,7 +71,7 @@ class MemoryStore(MutableMapping[str, Entity]):
         if entity is not None:
             self._live.move_to_end(key)
             return entity
-        entity = unpack_entity(self._packed.pop(key))
+        entity = unpack_entity(self._packed[key])
         self._keep_live(key, entity)
         return entity
 
@@ -81,22 +81,23 @@ class MemoryStore(MutableMapping[str, Entity]):
         return default
 
     def __setitem__(self, key: str, value: Entity) -> None:
-        self._packed.pop(key, None)
         self._keep_live(key, value)
 
     def __delitem__(self, key: str) -> None:
-        if self._live.pop(key, None) is None:
-            del self._packed[key]
+        live = self._live.pop(key, None)
+        packed = self._packed.pop(key, None)
+        if live is None and packed is None:
+            raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
         return key in self._live or key in self._packed
 
     def __iter__(self) -> Iterator[str]:
-        yield from list(self._live)
+        yield from [key for key in self._live if key not in self._packed]
         yield from list(self._packed)
 
     def __len__(self) -> int:
-        return len(self._live) + len(self._packed)
+        return len(self._packed) + sum(1 for key in self._live if key not in self._packed)
 
     def _keep_live(self, key: str, entity: Entity) -> None:
         self._live[key] = entity
@@ -108,7 +109,8 @@ class MemoryStore(MutableMapping[str, Entity]):
     def maybe_idle(self, now: int) -> list[str]:
         """Keys of the entities that may be idle past their horizon at `now` (packed ones are not decoded)."""
         live = [key for key, entity in self._live.items() if expiry_hint(entity) < now]
-        return live + [key for key, data in self._packed.items() if packed_expiry_hint(data) < now]
+        packed = [key for key, data in self._packed.items() if key not in self._live and packed_expiry_hint(data) < now]
+        return live + packed
 
 
 @dataclass

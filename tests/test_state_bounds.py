@@ -178,3 +178,18 @@ def test_a_field_an_older_version_stored_is_ignored_when_decoding() -> None:
     legacy = data.replace(b'"payment_id":', b'"last_event_time":"2026-01-01T00:00:00+00:00","payment_id":')
     entity = decode_entity(legacy)
     assert isinstance(entity, PaymentRecord) and entity.payment_id == "OLD"
+
+
+def test_the_embedded_store_never_reads_a_stale_packed_copy_nor_counts_a_key_twice() -> None:
+    store = MemoryStore(live=1)
+    store["a"] = PaymentRecord(payment_id="A", status="created")
+    store["b"] = PaymentRecord(payment_id="B")  # "a" leaves the live set: packed as created
+    record = store["a"]  # live again; its packed copy is now stale
+    assert isinstance(record, PaymentRecord)
+    record.status = "released"
+    store["a"] = record
+    assert len(store) == 2 and sorted(store) == ["a", "b"]
+    store["c"] = PaymentRecord(payment_id="C")  # "a" leaves again: packed afresh
+    again = store["a"]
+    assert isinstance(again, PaymentRecord) and again.status == "released"
+    assert len(store) == 3 and sorted(store) == ["a", "b", "c"]
