@@ -102,8 +102,9 @@ def mask_named(value: Any) -> Any:
 
 
 def _decode_unicode_escapes(text: str) -> str:
-    """`\\uXXXX` escapes decoded, so an escaped key (`payee\\u005faccount`) or escaped digits are seen for
-    what they are. Quote, backslash and control characters stay escaped, so JSON stays JSON."""
+    """JSON `\\u` escapes (four hex digits) decoded, so an escaped key (`payee\\u005faccount`) or escaped
+    digits are seen for what they are. Quote, backslash and control characters stay escaped, so JSON stays
+    JSON."""
 
     def decode(match: re.Match[str]) -> str:
         if match.group(1):

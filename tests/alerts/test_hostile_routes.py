@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,31 +23,13 @@ from paysentry.alerts.notification import Notification
 from paysentry.alerts.redis_store import RedisStore
 from paysentry.alerts.templates import MAX_LINE, render_email, render_sms, sms_segments
 from paysentry.alerts.yamlsource import ConfigError
+from tests.bounded import finishes
 from tests.harness.alert_fixtures import decision
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTES = REPO / "config" / "routes.yaml"
 PREFIX = "hostile-test:alerts:"
 SECRET = "hunter2-do-not-print"
-GENEROUS = 60.0  # seconds; only guards the run against a hang, never measures speed
-
-
-def finishes(action: Callable[[], Any], timeout: float = GENEROUS) -> Any:
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = action()
-        except BaseException as exc:  # re-raised in the test's thread
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    assert not worker.is_alive(), f"did not finish within {timeout:.0f}s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def errors(text: str, environ: dict[str, str] | None = None) -> list[str]:

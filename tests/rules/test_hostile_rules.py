@@ -4,10 +4,7 @@ or a huge allocation (nesting, literals, tags, alias bombs, big files, regexes, 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,28 +12,8 @@ from paysentry.yamlsource import MAX_BYTES
 from rules.loader import check_ruleset
 from rules.reload import RulesHolder
 from rules.template import MAX_RENDERED
+from tests.bounded import finishes
 from tests.rules.helpers import context, one_rule, ruleset_from, write
-
-GENEROUS = 60.0  # seconds; only guards the test run against a hang, never measures speed
-
-
-def finishes(action: Callable[[], Any], timeout: float = GENEROUS) -> Any:
-    """The result of `action()`, run in a thread so that a hang fails the test instead of stalling it."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = action()
-        except BaseException as exc:  # re-raised below, in the test's thread
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    assert not worker.is_alive(), f"did not finish within {timeout:.0f}s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def errors_for(tmp_path: Path, rules: str, **files: str) -> list[str]:
