@@ -181,7 +181,7 @@ class IngestStage:
             event = parse_event(raw, account_key=self.account_key, now=self.clock(), window=self.time_window)
             ts = micros(event.event_time)
             routed = Routed(event.to_dict(), None, ts, _seq(message.headers), group.index, message.offset)
-            routed.encode()  # fails here, on this record, rather than later in the middle of routing
+            encoded = routed.encode()  # fails here, on this record, rather than later in the middle of routing
         except InvalidEvent as exc:
             await self._dead_letter(topic, message, raw, exc.reason, exc.event_id)
             pending.done = True
@@ -193,7 +193,7 @@ class IngestStage:
         group.seen[topic] = max(group.seen.get(topic, ts), ts)
         if event.family == "vendor":
             for partition in range(self.partitions):
-                await self.send_engine(key=b"~master", value=routed.encode(), partition=partition)
+                await self.send_engine(key=b"~master", value=encoded, partition=partition)
             pending.done = True
         elif event.payment_id in self.routes or not group.must_wait(topic, ts):
             await self._route(routed, event)
