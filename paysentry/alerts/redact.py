@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from paysentry.redaction import mask_account
+
 # IBAN-like: country code, check digits, 11..30 alphanumerics (spaces allowed between groups).
 _IBAN = re.compile(r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 # Long digit runs (account numbers, card numbers), allowing spaces or dashes between digit groups.
@@ -19,11 +21,6 @@ _SECRET_PAIR = re.compile(
     r"(?i)\b(password|passwd|pwd|secret|token|auth[_-]?token|api[_-]?key|authorization)\b(\s*[=:]\s*)(\S+)"
 )
 _MASKED = re.compile(r"^\*+[0-9A-Za-z]{0,4}$")
-
-
-def mask_tail(value: str) -> str:
-    compact = re.sub(r"[\s\-]", "", value)
-    return "****" + compact[-4:]
 
 
 def redact_text(text: str, keep: Iterable[str] = ()) -> str:
@@ -39,8 +36,8 @@ def redact_text(text: str, keep: Iterable[str] = ()) -> str:
             shields[token] = value
             text = text.replace(value, token)
     text = _SECRET_PAIR.sub(lambda m: f"{m[1]}{m[2]}[redacted]", text)
-    text = _IBAN.sub(lambda m: mask_tail(m[0]), text)
-    text = _DIGITS.sub(lambda m: mask_tail(m[0]), text)
+    text = _IBAN.sub(lambda m: mask_account(m[0]), text)
+    text = _DIGITS.sub(lambda m: mask_account(m[0]), text)
     for token, value in shields.items():
         text = text.replace(token, value)
     return text
@@ -53,7 +50,7 @@ def masked_account(value: str | None) -> str | None:
         return None
     if _MASKED.match(value):
         return value
-    return mask_tail(value)
+    return mask_account(value)
 
 
 def contains_clear_account(text: str, account: str) -> bool:

@@ -170,3 +170,8 @@ def test_invoice_and_po_numbers_reach_the_alert_as_they_are_while_free_text_digi
     assert alert is not None
     assert alert.payment.po_id == "4500012345" and alert.payment.invoice_id == "5100098765"
     assert "5500998877" not in (alert.payment.status_reason or "")
+
+
+def test_a_short_account_is_not_shown_in_full_by_its_mask():
+    assert masked_account("1234") == "****"
+    assert masked_account("123456") == "****56"
