@@ -24,7 +24,7 @@ test: $(STAMP) services lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy paysentry models rules stream
+	$(BIN)/mypy paysentry models rules stream devservices
 
 clean:
 	rm -rf $(VENV) out .cache

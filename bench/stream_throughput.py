@@ -3,7 +3,7 @@
     .venv/bin/python bench/stream_throughput.py [--days 10 | --events N] [--partitions 4] [--rate 200]
                                                 [--bootstrap HOST:PORT]
 
-Starts a local broker (tests/harness/kafka.py) unless --bootstrap is given, simulates a labelled stream,
+Starts a local broker (devservices/kafka.py) unless --bootstrap is given, simulates a labelled stream,
 then makes three measurements, each on topics of its own (prefix `bench-<id>-<run>.`):
 
 1. steady: a worker is up; the stream is produced at --rate events/s, each record stamped with its
@@ -283,7 +283,7 @@ def broker(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     if args.bootstrap:
         yield args.bootstrap
         return
-    from tests.harness.kafka import start_kafka
+    from devservices.kafka import start_kafka
 
     with start_kafka(workdir) as started:
         yield started.bootstrap

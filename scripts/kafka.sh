@@ -6,7 +6,7 @@
 #   scripts/kafka.sh status   # print the running broker's bootstrap
 #   scripts/kafka.sh stop     # stop it and delete its data
 #
-# Needs java (17+), and mvn for the first fetch. The work is done by tests/harness/kafka.py, which the
+# Needs java (17+), and mvn for the first fetch. The work is done by devservices/kafka.py, which the
 # test suite uses too; to point the tests at this broker instead of their own, export
 # PAYSENTRY_TEST_KAFKA_BOOTSTRAP=<the printed bootstrap>.
 set -euo pipefail
@@ -18,4 +18,4 @@ else
     python="$(command -v python3)"
 fi
 cd "$root"
-exec "$python" -m tests.harness.kafka "$@"
+exec "$python" -m devservices.kafka "$@"

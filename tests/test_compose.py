@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.harness.kafka import BROKER_SETTINGS, KAFKA_VERSION
+from devservices.kafka import BROKER_SETTINGS, KAFKA_VERSION
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 

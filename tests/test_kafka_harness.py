@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from tests.harness.kafka import KafkaBroker, KafkaHarnessError, random_cluster_id, start_kafka
+from devservices.kafka import KafkaBroker, KafkaHarnessError, random_cluster_id, start_kafka
 from tests.harness.kafka_fixtures import KafkaTopics
 
 pytestmark = pytest.mark.kafka

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devservices.smtp_server import SmtpTestServer
+from devservices.twilio_server import count_segments
 from paysentry.alerts.email_channel import EmailChannel
 from paysentry.alerts.redact import contains_clear_account
 from paysentry.alerts.service import send_test
 from paysentry.alerts.sms_channel import SmsChannel
 from tests.harness.alert_fixtures import CLEAR_IBAN, SMTP_PASSWORD, SMTP_USER, TWILIO_FROM, TWILIO_TOKEN, decision
-from tests.harness.smtp_server import SmtpTestServer
-from tests.harness.twilio_server import count_segments
 
 T0 = datetime(2024, 3, 4, 12, 0, tzinfo=UTC)
 

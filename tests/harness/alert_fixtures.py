@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from devservices.smtp_server import ReceivedMail, SmtpTestServer, make_self_signed_cert
+from devservices.twilio_server import SentSms, TwilioTestServer
 from paysentry.alerts.channels import Channel
 from paysentry.alerts.config import RoutesConfig
 from paysentry.alerts.dispatcher import AlertDispatcher, TickReport
@@ -24,8 +26,6 @@ from paysentry.alerts.redis_store import RedisStore
 from paysentry.alerts.settings import AlertSettings
 from paysentry.alerts.sms_channel import SmsChannel
 from paysentry.contract import Decision
-from tests.harness.smtp_server import ReceivedMail, SmtpTestServer, make_self_signed_cert
-from tests.harness.twilio_server import SentSms, TwilioTestServer
 
 TWILIO_SID = "AC" + "0" * 30 + "01"
 TWILIO_TOKEN = "test-auth-token-9f8e7d"

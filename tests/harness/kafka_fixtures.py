@@ -1,4 +1,4 @@
-"""Pytest fixtures for the real Kafka broker (see tests/harness/kafka.py).
+"""Pytest fixtures for the real Kafka broker (see devservices/kafka.py).
 
 Fixtures:
 
@@ -31,7 +31,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
-from tests.harness.kafka import KafkaBroker, start_kafka
+from devservices.kafka import KafkaBroker, start_kafka
 
 BOOTSTRAP_ENV = "PAYSENTRY_TEST_KAFKA_BOOTSTRAP"
 _TOPIC_READY_TIMEOUT_S = 15.0

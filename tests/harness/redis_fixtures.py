@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.redis_server import RedisServer, RedisServerError, find_redis_server
+from devservices.redis_server import RedisServer, RedisServerError, find_redis_server
 
 
 def _unavailable(reason: str) -> None:

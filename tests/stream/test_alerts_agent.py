@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from devservices.smtp_server import SmtpTestServer
+from devservices.twilio_server import TwilioTestServer
 from paysentry.cli import run_replay
 from paysentry.simulate import SimulationConfig, write_simulation
 from tests.harness.alert_fixtures import TWILIO_SID, TWILIO_TOKEN
-from tests.harness.smtp_server import SmtpTestServer
-from tests.harness.twilio_server import TwilioTestServer
 from tests.stream.conftest import StreamRig
 
 pytestmark = pytest.mark.kafka

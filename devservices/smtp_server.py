@@ -20,7 +20,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.harness.redis_server import free_port
+from devservices.redis_server import free_port
 
 
 def make_self_signed_cert(directory: Path, common_name: str = "localhost") -> tuple[Path, Path]:
@@ -55,7 +55,7 @@ class ReceivedMail:
     def part(self, content_type: str) -> str:
         for part in self.message.walk():
             if part.get_content_type() == content_type:
-                return str(part.get_content())  # type: ignore[attr-defined]
+                return str(part.get_content())
         raise KeyError(content_type)
 
 
@@ -78,7 +78,7 @@ class _Handler:
         mail = ReceivedMail(
             mail_from=envelope.mail_from or "",
             rcpt_tos=list(envelope.rcpt_tos),
-            message=message,  # type: ignore[arg-type]
+            message=message,
             raw=raw,
             authenticated_as=login,
             tls=session.ssl is not None
