@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy paysentry models rules stream devservices
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) out .cache

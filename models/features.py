@@ -1,19 +1,21 @@
 """Features from an event and the state it touches: one function for rules, models and notebooks.
 
 `compute_features` reads state as it was *before* the event (the core records the event afterwards),
-so "count in the last hour" means the payments before this one. Names and meanings: models/catalog.py.
+so "count in the last hour" means the payments before this one. Names and meanings:
+paysentry/feature_catalog.py.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from paysentry.contract import Event
+from paysentry.event_time import local_time
+from paysentry.invoices import normalise_invoice
+from paysentry.money import convert, to_base
 from paysentry.params import CompanyParams
 from paysentry.state import (
     AccountMaster,
@@ -25,64 +27,6 @@ from paysentry.state import (
     VendorProfile,
 )
 from paysentry.windows import DAY, HOUR
-
-# Reference rates to the reporting currency (USD), for comparing amounts across currencies in
-# baselines. Static on purpose: baselines need stable units, not treasury-grade conversion.
-USD_PER_UNIT: dict[str, Decimal] = {
-    "USD": Decimal("1"), "EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CNY": Decimal("0.14"),
-    "JPY": Decimal("0.0067"), "CHF": Decimal("1.12"), "HKD": Decimal("0.128"), "SGD": Decimal("0.74"),
-    "CAD": Decimal("0.73"), "AUD": Decimal("0.66"), "INR": Decimal("0.012"), "KRW": Decimal("0.00074"),
-    "MXN": Decimal("0.058"), "BRL": Decimal("0.18"), "SEK": Decimal("0.095"), "PLN": Decimal("0.25"),
-}  # fmt: skip
-NEAR_LIMIT_FLOOR = Decimal("0.9")
-
-
-def to_base(amount: Decimal, currency: str | None) -> Decimal:
-    """Amount in the reporting currency; an unknown currency is taken at par (flagged by no feature,
-    but visible in the explanation as amount_base == amount)."""
-    return amount * USD_PER_UNIT.get(currency or "USD", Decimal(1))
-
-
-def convert(amount: Decimal, from_currency: str | None, to_currency: str | None) -> Decimal:
-    if from_currency == to_currency or not from_currency or not to_currency:
-        return amount
-    rate_from = USD_PER_UNIT.get(from_currency)
-    rate_to = USD_PER_UNIT.get(to_currency)
-    if rate_from is None or rate_to is None:
-        return amount
-    return amount * rate_from / rate_to
-
-
-def cents(amount: Decimal) -> int:
-    return int((amount * 100).to_integral_value())
-
-
-_PUNCT = re.compile(r"[^0-9A-Z]")
-_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
-_INVOICE_WORD = re.compile(r"^(INVOICE|INV|BILL|RE)(NO|NR)?(?=[0-9])")
-
-
-def normalise_invoice(reference: str) -> str:
-    """'INV-0088812', 'inv 88812', 'Invoice No. 88812' and '0088812' are the same invoice: case,
-    spaces, punctuation, leading zeros and a leading 'invoice'-like word do not count."""
-    return _LEADING_ZEROS.sub("", _INVOICE_WORD.sub("", _PUNCT.sub("", reference.upper())))
-
-
-def epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def local_time(moment: datetime, company: CompanyParams) -> datetime:
-    """The moment on the company's wall clock. Within a day of the calendar's ends (year 1 or 9999) the
-    local time may not exist as a datetime; the moment is then kept in its own offset rather than failing
-    (ingest refuses such times; this keeps the core safe whatever reaches it)."""
-    zone = company.zone()
-    if zone is None:
-        return moment
-    try:
-        return moment.astimezone(zone)
-    except (OverflowError, ValueError):
-        return moment
 
 
 @dataclass(slots=True)
@@ -293,18 +237,3 @@ def _platform_features(inputs: FeatureInputs, amount: Decimal | None, currency: 
         "channel_events_1h": outcomes,
         "channel_failure_rate_1h": _ratio(failures, outcomes),
     }
-
-
-_FIRST_SECOND = -62135596800  # 0001-01-01T00:00:00Z
-_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
-
-
-def utc_from_epoch(at: int) -> datetime:
-    """Seconds since 1970 as a UTC datetime, held to the calendar's ends instead of overflowing."""
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=min(max(at, _FIRST_SECOND), _LAST_SECOND))
-
-
-def finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -15,8 +15,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from models.scorer import CalibratedHalfSpaceTrees, model_inputs
 from paysentry.contract import Event
 from paysentry.core import Engine
+from paysentry.ports import RulesetLike
 from paysentry.replay import Replayer, event_order, load_lines, read_events
-from rules.context import RulesetLike
 
 SCORED_EVENT = "payment.released"
 # Typologies a model can see when the money is released (the others show on the platform side).

@@ -24,21 +24,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from models.features import (
-    NEAR_LIMIT_FLOOR,
-    FeatureInputs,
-    cents,
-    compute_features,
-    convert,
-    epoch,
-    normalise_invoice,
-    to_base,
-    utc_from_epoch,
-)
+from models.features import FeatureInputs, compute_features, record_or_event
 from models.scorer import CalibratedHalfSpaceTrees, model_inputs
 from paysentry.contract import Decision, Event, PaymentSummary, RuleHit, action_rank, severity_rank
+from paysentry.event_time import epoch, utc_from_epoch
+from paysentry.invoices import normalise_invoice
+from paysentry.money import cents, convert, to_base
 from paysentry.params import CompanyParams
-from paysentry.routing import UNKNOWN_SHARD
+from paysentry.ports import RuleContext, RulesetLike
+from paysentry.sharding import UNKNOWN_SHARD
 from paysentry.state import (
     AccountMaster,
     AccountProfile,
@@ -52,10 +46,10 @@ from paysentry.state import (
     key_for,
 )
 from paysentry.windows import HOUR
-from rules.context import RuleContext, RulesetLike
 
 SEVERITY_WEIGHT = {"info": 0.05, "low": 0.2, "medium": 0.45, "high": 0.7, "critical": 0.9}
 MODEL_WEIGHT = 0.5  # the model alone can lift a payment to at most 0.5: enough to rank, not to block
+NEAR_LIMIT_FLOOR = Decimal("0.9")  # a payment from 90 % of the approval limit up counts as near it
 UNMATCHED_GRACE = HOUR  # platform events may arrive before the ERP's; wait this long before flagging
 EXPLAINED_FEATURES = (
     "amount_base", "amount_zscore_30d", "amount_ratio_median_30d", "vendor_amount_median_30d",
@@ -285,8 +279,8 @@ class Engine:
         severity = max((h.severity for h in hits), key=severity_rank, default=None)
         payment = _payment_summary(event, record)
         decision = Decision(
-            payment_id=record_or(event, "payment_id", record),
-            event_id=event.event_id if event else f"{event_type}:{record_or(event, 'payment_id', record)}",
+            payment_id=record_or_event(record, event, "payment_id"),
+            event_id=event.event_id if event else f"{event_type}:{record_or_event(record, event, 'payment_id')}",
             event_time=moment.isoformat(),
             event_type=event_type,
             vendor_id=vendor_id,
@@ -450,11 +444,6 @@ def _forget_invoice(record: PaymentRecord, vendor: VendorProfile | None) -> None
     registered = vendor.invoices.get(record.invoice_norm)
     if registered is not None and registered[2] == record.payment_id:
         del vendor.invoices[record.invoice_norm]
-
-
-def record_or(event: Event | None, name: str, record: PaymentRecord) -> Any:
-    value = getattr(event, name, None) if event is not None else None
-    return value if value is not None else getattr(record, name, None)
 
 
 def _moment(at: int) -> datetime:

@@ -1,4 +1,5 @@
-"""When an event may have happened: the engine's calendar and the plausibility window around the stream's clock.
+"""When an event may have happened: the engine's calendar and the plausibility window around the stream's clock,
+and the conversions between an event's time and the engine's clock (epoch seconds) or a company's wall clock.
 
 An event's time drives the engine's clock (windows, timers, sweeps), so one absurd time would move it for
 everyone: an event far in the future would fire every timer at once. Such events are refused at ingest.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from paysentry.params import CompanyParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +81,29 @@ def check_event_time(moment: datetime, *, now: float | None, window: TimeWindow 
             f"({_describe_instant(now)}), more than the {_describe_duration(window.behind_seconds)} allowed; "
             "check the producer's clock, or raise PAYSENTRY_MAX_EVENT_BEHIND to take older history"
         )
+
+
+def epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+_FIRST_SECOND = -62135596800  # 0001-01-01T00:00:00Z
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def utc_from_epoch(at: int) -> datetime:
+    """Seconds since 1970 as a UTC datetime, held to the calendar's ends instead of overflowing."""
+    return _EPOCH + timedelta(seconds=min(max(at, _FIRST_SECOND), _LAST_SECOND))
+
+
+def local_time(moment: datetime, company: CompanyParams) -> datetime:
+    """The moment on the company's wall clock. Within a day of the calendar's ends (year 1 or 9999) the
+    local time may not exist as a datetime; the moment is then kept in its own offset rather than failing
+    (ingest refuses such times; this keeps the core safe whatever reaches it)."""
+    zone = company.zone()
+    if zone is None:
+        return moment
+    try:
+        return moment.astimezone(zone)
+    except (OverflowError, ValueError):
+        return moment

@@ -20,12 +20,12 @@ from typing import Any
 
 import orjson
 
-from models.features import epoch
 from paysentry.contract import Decision, Event, InvalidEvent, parse_event
 from paysentry.core import Engine
+from paysentry.event_time import epoch
 from paysentry.ordering import IN_MEMORY_ITEMS, time_ordered
 from paysentry.redaction import redact_raw
-from paysentry.routing import UNKNOWN_SHARD, shard_for
+from paysentry.sharding import UNKNOWN_SHARD, shard_for
 from paysentry.state import (
     Entity,
     PaymentRecord,
@@ -55,7 +55,7 @@ class Rejected:
         return orjson.dumps({"reason": self.reason, "line": self.line, "event_id": self.event_id, "raw": self.raw})
 
 
-class MemoryStore(MutableMapping[str, Entity]):
+class MemoryStateStore(MutableMapping[str, Entity]):
     """The embedded run's state: entity key -> entity. The most recently used entities are kept as live
     objects; every entity that ever left the live set has a packed copy (`pack_entity`), refreshed in
     place when it leaves the live set again, so reads and writes of hot entities pack nothing and the
@@ -117,7 +117,7 @@ class MemoryStore(MutableMapping[str, Entity]):
 class Replayer:
     engine: Engine
     account_key: bytes
-    store: MemoryStore = field(default_factory=MemoryStore)
+    store: MemoryStateStore = field(default_factory=MemoryStateStore)
     routes: dict[str, str] = field(default_factory=dict)  # payment id -> shard, swept with its payment
     sweep_interval: int | None = DAY  # event time between sweeps (None: never sweep)
     # timers that raised, as (payment id, reason): the shell reports them, the run goes on

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rules.context import RulesetLike
+from paysentry.ports import RulesetLike
 from rules.loader import DEFAULT_RULES_DIR, load_ruleset
 
 

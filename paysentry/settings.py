@@ -17,7 +17,7 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MAX_DURATION_SECONDS = 1000 * 366 * 86400  # no window needs more; keeps every sum of times in range
 
 
-def parse_duration(value: Any) -> int:
+def parse_seconds(value: Any) -> int:
     """Seconds from `86400`, `90s`, `15m`, `12h`, `1d`, `3650d` or `2w`."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like 86400, 12h, 1d or 3650d")
@@ -33,7 +33,7 @@ def parse_duration(value: Any) -> int:
     return seconds
 
 
-Duration = Annotated[int, BeforeValidator(parse_duration)]
+Seconds = Annotated[int, BeforeValidator(parse_seconds)]
 
 
 class EngineSettings(BaseSettings):
@@ -44,8 +44,8 @@ class EngineSettings(BaseSettings):
     account_hash_key: SecretStr | None = None
     rules_path: Path | None = None
     # How far an event's time may be after / before the stream's clock before ingest refuses it.
-    max_event_ahead: Duration = 86400
-    max_event_behind: Duration = 3650 * 86400
+    max_event_ahead: Seconds = 86400
+    max_event_behind: Seconds = 3650 * 86400
 
     def hash_key(self) -> bytes:
         if self.account_hash_key is not None:

@@ -1,10 +1,10 @@
 """YAML files whose problems are reported as `path:line:col: message`.
 
 Shared by the rules tooling (`rules/source.py`) and the alert routes loader
-(`paysentry/alerts/yamlsource.py`). Files are read with ruamel.yaml's round-trip loader, which remembers
+(`paysentry/alerts/routes_yaml.py`). Files are read with ruamel.yaml's round-trip loader, which remembers
 where every key, value and list item starts; a syntax error, a pydantic ValidationError or any later
-finding is turned into a `SourceError` at the place it is about. How a problem is worded stays with
-each caller.
+finding is turned into a `SourceError` at the place it is about, worded by `paysentry.yaml_messages` (one
+wording for every file).
 
 A file is refused before it is built when it could make a hostile or careless edit expensive: larger
 than `MAX_BYTES`, nested deeper than `MAX_DEPTH`, an explicit tag outside the plain YAML types (e.g.
@@ -14,7 +14,6 @@ than `MAX_BYTES`, nested deeper than `MAX_DEPTH`, an explicit tag outside the pl
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,8 @@ from ruamel.yaml.events import (
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import BaseResolver
 
+from paysentry.yaml_messages import Loc, describe_syntax_error
+
 MAX_BYTES = 1024 * 1024
 """Largest file read: far above any real rules, lists or routes file."""
 MAX_DEPTH = 100
@@ -50,9 +51,6 @@ ALLOWED_TAGS = frozenset(
 )
 """Explicit tags a file may carry: the plain types (`!!str 10`); anything else (`!!python/...`, custom
 `!tags`) is refused rather than handed to a constructor."""
-
-Loc = tuple[Any, ...]
-"""A path into a document: mapping keys and list indexes, as in a pydantic error's `loc`."""
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -180,9 +178,9 @@ def check_events(events: Iterable[Event], path: str, yaml: YAML) -> None:
             finish(node.size, node.anchor)
 
 
-def load_yaml(text: str, path: str, describe: Callable[[MarkedYAMLError], str]) -> Any:
+def load_yaml(text: str, path: str) -> Any:
     """The round-trip tree of `text` (duplicate keys are refused). A syntax error raises InvalidSource
-    with one error at the problem's position (else its context's, else 1:1), worded by `describe`; so
+    with one error at the problem's position (else its context's, else 1:1); so
     does a file over the limits checked by `check_events` (and one larger than MAX_BYTES, at 1:1)."""
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise InvalidSource([SourceError(path, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
@@ -194,7 +192,7 @@ def load_yaml(text: str, path: str, describe: Callable[[MarkedYAMLError], str]) 
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        raise InvalidSource([SourceError(path, line, col, describe(exc))]) from None
+        raise InvalidSource([SourceError(path, line, col, describe_syntax_error(exc))]) from None
     except YAMLError as exc:  # e.g. a control character the reader refuses: it has an offset, not a mark
         offset = getattr(exc, "position", None)
         line, col = (1, 1)
@@ -272,17 +270,3 @@ def validation_errors(
             line, col = position(root, full, containers_at_key=containers_at_key)
         found.append(SourceError(path, line, col, message))
     return found
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """The " — did you mean 'x'?" tail for the closest known name, or "" when nothing is close."""
-    known = list(known)
-    close = sorted((k for k in known if name and k.startswith(name)), key=len)[:1]
-    if not close:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f" — did you mean '{close[0]}'?" if close else ""
-
-
-def suggest(name: str, known: Iterable[str], what: str) -> str:
-    """Like "unknown feature 'amount_ratio' — did you mean 'amount_ratio_median_30d'?"."""
-    return f"unknown {what} '{name}'{did_you_mean(name, known)}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from models.catalog import FEATURES
+from paysentry.feature_catalog import FEATURES
 from rules import expr as ast
 from rules.expr import Node
 

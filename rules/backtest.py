@@ -37,11 +37,10 @@ class Row:
     shadow: dict[str, str]
 
 
-def read_events(path: Path, account_key: bytes) -> tuple[list[Event], int]:
-    from paysentry.replay import Rejected, event_order, load_lines
-    from paysentry.replay import read_events as parse_lines
+def read_events_file(path: Path, account_key: bytes) -> tuple[list[Event], int]:
+    from paysentry.replay import Rejected, event_order, load_lines, read_events
 
-    items = event_order(list(parse_lines(load_lines(path), account_key)))
+    items = event_order(list(read_events(load_lines(path), account_key)))
     rejected = sum(1 for i in items if isinstance(i, Rejected))
     return [i for i in items if isinstance(i, Event)], rejected
 
@@ -232,7 +231,7 @@ def backtest(
 ) -> dict[str, Any]:
     """The whole backtest as a JSON-ready dict (see the module docstring). Decisions in the first
     `warmup_days` build state (baselines, vendor ages) but are left out of every figure."""
-    events, rejected = read_events(events_path, account_key)
+    events, rejected = read_events_file(events_path, account_key)
     labels = read_labels(labels_path, events)
     start = _scored(events)[0].event_time.timestamp() + warmup_days * 86400 if events else 0.0
     days = max(_span_days(events) - warmup_days, 1.0)

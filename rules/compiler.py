@@ -1,6 +1,6 @@
 """Type-check a parsed condition and turn it into Python closures over the evaluation environment.
 
-Every name is resolved at load time (a feature from models.catalog, `event.<field>`, `company.<param>`,
+Every name is resolved at load time (a feature from paysentry.feature_catalog, `event.<field>`, `company.<param>`,
 a named list, a window function), so evaluating a rule is a handful of closure calls and dict lookups.
 
 Missing data never crashes and never fires: a feature that is None makes a comparison *unknown*, and
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from models.catalog import FEATURES
+from paysentry.feature_catalog import FEATURES
 from paysentry.patterns import PatternError, compile_pattern
+from paysentry.yaml_messages import did_you_mean
 from rules import expr as ast
 from rules.expr import ExprError, Node
-from rules.source import did_you_mean
 
 Kind = Literal["number", "bool", "text", "any"]
 Fn = Callable[["Env"], Any]
@@ -281,11 +281,9 @@ class Compiler:
                 f"unknown entity '{rng.entity}'{did_you_mean(rng.entity, ENTITIES)} (one of {', '.join(ENTITIES)})",
             )
         if rng.seconds > MAX_WINDOW_SECONDS:
-            return self.bad(
-                rng.start, f"range {ast.format_duration(rng.seconds)} is longer than the 31d the engine keeps"
-            )
+            return self.bad(rng.start, f"range {ast.format_range(rng.seconds)} is longer than the 31d the engine keeps")
         entity, seconds = rng.entity, rng.seconds
-        key = f"{node.func}({entity}[{ast.format_duration(seconds)}])"
+        key = f"{node.func}({entity}[{ast.format_range(seconds)}])"
         self.scope.names.setdefault(key, node)
         return Compiled(lambda env: env.window(entity, stat, seconds), "number")
 

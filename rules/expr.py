@@ -335,7 +335,7 @@ def parse_value(text: str) -> Node:
     return _Parser(text).parse()
 
 
-def format_duration(seconds: int) -> str:
+def format_range(seconds: int) -> str:
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from paysentry.contract import ACTIONS, EVENT_TYPES, SEVERITIES, Action, Severity
-from rules.context import TIMER_EVENT_TYPES
+from paysentry.ports import TIMER_EVENT_TYPES
 
 Status = Literal["active", "shadow", "disabled"]
 SeverityName = Severity

@@ -25,11 +25,12 @@ import orjson
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from paysentry.params import CompanyParams
+from paysentry.yaml_messages import yaml_type
 from rules.analysis import never_true
 from rules.compiler import ListValue, Scope, parse_and_compile
 from rules.language import NAME, GroupSpec, ListSpec, RulesFileSpec, RuleSpec
 from rules.ruleset import CompiledRule, Ruleset
-from rules.source import RuleError, RulesLoadError, Source, plain, yaml_type
+from rules.source import RuleError, RulesLoadError, Source, plain
 from rules.template import compile_template, default_template
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -345,7 +346,3 @@ def load_ruleset(path: str | Path) -> Ruleset:
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent / "default"
 """The default rulebook shipped with the package."""
-
-
-def load_default_ruleset() -> Ruleset:
-    return load_ruleset(DEFAULT_RULES_DIR)

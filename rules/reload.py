@@ -26,7 +26,7 @@ from typing import Any
 from paysentry.audit import AuditLog
 from paysentry.contract import RuleHit
 from paysentry.params import CompanyParams
-from rules.context import RuleContext
+from paysentry.ports import RuleContext
 from rules.loader import check_ruleset, discover
 from rules.ruleset import Ruleset
 from rules.source import RuleError, RulesLoadError

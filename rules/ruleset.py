@@ -10,8 +10,8 @@ from typing import Any
 
 from paysentry.contract import RuleHit
 from paysentry.params import DEFAULT_COMPANY, CompanyParams
+from paysentry.ports import RuleContext
 from rules.compiler import Env, Fn, ListValue
-from rules.context import RuleContext
 from rules.template import Template
 
 log = logging.getLogger("paysentry.rules")
@@ -48,7 +48,7 @@ class CompiledRule:
 
 @dataclass
 class Ruleset:
-    """Implements rules.context.RulesetLike. Immutable once built; hot reload swaps whole rulesets."""
+    """Implements paysentry.ports.RulesetLike. Immutable once built; hot reload swaps whole rulesets."""
 
     version: str  # "sha256:<16 hex>" over every file that shapes decisions (rules, lists, companies)
     rules: tuple[CompiledRule, ...]

@@ -9,28 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
-from ruamel.yaml.error import MarkedYAMLError
 
-from paysentry.yamlsource import (
-    InvalidSource,
-    Loc,
-    SourceError,
-    did_you_mean,
-    load_yaml,
-    position,
-    read_text,
-    suggest,
-    validation_errors,
-)
-
-__all__ = ["RuleError", "RulesLoadError", "Source", "did_you_mean", "plain", "suggest", "yaml_type"]
+from paysentry.yaml_messages import describe_validation_error
+from paysentry.yamlsource import InvalidSource, SourceError, load_yaml, position, read_text, validation_errors
 
 RuleError = SourceError
 """One problem in a rules directory, printed as `file:line:col: message` (1-based)."""
@@ -41,13 +28,6 @@ class RulesLoadError(InvalidSource):
 
     def __init__(self, errors: Sequence[RuleError]):
         super().__init__(errors, empty="invalid ruleset")
-
-
-def _syntax_error(exc: MarkedYAMLError) -> str:
-    problem = (exc.problem or exc.context or "invalid YAML").strip()
-    if "duplicate key" in problem:
-        problem = problem.replace("found duplicate key", "duplicate key").split(" with value")[0]
-    return f"invalid YAML: {problem}"
 
 
 @dataclass
@@ -83,7 +63,7 @@ class Source:
     def parse(cls, text: str, shown: str, errors: list[RuleError]) -> Source | None:
         src = cls(shown, text)
         try:
-            src.tree = load_yaml(text, shown, _syntax_error)
+            src.tree = load_yaml(text, shown)
         except InvalidSource as exc:
             errors.extend(exc.errors)
             return None
@@ -154,97 +134,9 @@ class Source:
         try:
             return model.model_validate(plain(data))
         except ValidationError as exc:
-            describe = partial(_describe, model, what=what)
+            describe = partial(describe_validation_error, what=what, model=model)
             errors.extend(validation_errors(exc, self.tree, self.path, describe, base=tuple(loc)))
             return None
-
-
-def _describe(model: type[BaseModel], err: ErrorDetails, what: str) -> tuple[Loc, str]:
-    """Where below the validated value a pydantic error is (its `loc` without validator names) and its
-    wording for people who edit YAML."""
-    eloc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-    kind = err["type"]
-    name = ".".join(str(p) for p in eloc[_last_index(eloc) + 1 :]) or what
-    if kind == "extra_forbidden":
-        key = str(eloc[-1])
-        parent = _model_at(model, eloc[:-1])
-        allowed = list(parent.model_fields) if parent else []
-        return eloc, f"unknown key '{key}' in {what}{did_you_mean(key, allowed)}"
-    if kind == "missing":
-        return eloc, f"missing required key '{eloc[-1]}' in {what}"
-    value = err.get("input")
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "").replace("'", "")
-        return eloc, f"{name}: {value!r} is not one of {expected}"
-    if kind.endswith("_type") or kind in ("int_from_float", "bool_parsing", "int_parsing"):
-        wanted = _TYPE_WORDS.get(kind.removesuffix("_type").removesuffix("_parsing"), kind)
-        return eloc, f"{name}: expected {wanted}, got {yaml_type(value)}"
-    return eloc, f"{name}: {err['msg'].removeprefix('Value error, ')}"
-
-
-_TYPE_WORDS = {
-    "string": "a string",
-    "list": "a list",
-    "dict": "a mapping",
-    "model": "a mapping",
-    "int": "an integer",
-    "float": "a number",
-    "decimal": "a number",
-    "bool": "true or false",
-    "tuple": "a list",
-    "datetime": "a date-time",
-    "date": "a date",
-    "model_attributes": "a mapping",
-    "int_from_float": "an integer",
-}
-
-
-def _last_index(loc: Sequence[Any]) -> int:
-    for i in range(len(loc) - 1, -1, -1):
-        if isinstance(loc[i], int):
-            return i
-    return -1
-
-
-def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
-    """The nested model class found by walking field names (list indexes skipped)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            return None
-        current = _inner_model(fields[part].annotation)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def yaml_type(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, datetime | date):
-        return "a date"
-    return type(value).__name__
 
 
 def plain(value: Any) -> Any:

@@ -33,10 +33,11 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from paysentry.contract import Decision, Event, InvalidEvent, parse_event
+from paysentry.yaml_messages import did_you_mean
 from rules.language import ExpectSpec, TestCaseSpec, TestFileSpec
 from rules.loader import Layout, check_ruleset, discover
 from rules.ruleset import Ruleset
-from rules.source import RuleError, Source, did_you_mean, plain
+from rules.source import RuleError, Source, plain
 
 TEST_ACCOUNT_KEY = b"paysentry-rule-tests"
 

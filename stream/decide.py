@@ -45,9 +45,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from models.features import epoch
 from paysentry.contract import Decision, Event, action_rank
 from paysentry.core import Engine
+from paysentry.event_time import epoch
 from paysentry.state import Entity, PaymentRecord, decode_entity, encode_entity, key_for, shard_of
 from paysentry.timers import TimerQueue
 from paysentry.windows import DAY

@@ -8,7 +8,7 @@ one *ingest group*, owned by one worker). For every record it:
   worker's clock (`TimeWindow`: a producer's clock off by years must not move the engine's clock);
 - broadcasts a vendor event to every partition of `engine.events` (master data, applied in event-time
   order by every shard);
-- routes a payment, platform or label event to the partition of its shard (`paysentry.routing.shard_for`
+- routes a payment, platform or label event to the partition of its shard (`paysentry.sharding.shard_for`
   with the `routes` table, payment_id -> shard, as first seen in *event time*).
 
 A payment's first event decides its shard, so a payment's events must be routed in event-time order even
@@ -33,7 +33,7 @@ import orjson
 
 from paysentry.contract import DEFAULT_TIME_WINDOW, Event, InvalidEvent, TimeWindow, parse_event
 from paysentry.redaction import redact_raw
-from paysentry.routing import shard_for
+from paysentry.sharding import shard_for
 from stream.topics import (
     ERP,
     INBOUND,

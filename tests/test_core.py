@@ -9,10 +9,10 @@ import pytest
 from paysentry.contract import PaymentSummary, RuleHit
 from paysentry.core import EmptyRuleset, Engine
 from paysentry.params import CompanyParams
-from paysentry.replay import MemoryStore, Replayer
-from paysentry.routing import shard_for
+from paysentry.ports import RuleContext
+from paysentry.replay import MemoryStateStore, Replayer
+from paysentry.sharding import shard_for
 from paysentry.state import VendorProfile, decode_entity, encode_entity
-from rules.context import RuleContext
 from tests.builders import KEY, at, parse, raw, release, settle, vendor
 
 
@@ -182,7 +182,7 @@ def test_same_events_give_byte_identical_decisions() -> None:
 def test_micro_batches_decide_like_single_events() -> None:
     events = [parse(e) for e in _stream()]
     single_engine, batch_engine = Engine(Capturing()), Engine(Capturing())
-    single_store, batch_store = MemoryStore(), MemoryStore()
+    single_store, batch_store = MemoryStateStore(), MemoryStateStore()
     routes: dict[str, str] = {}
     sharded = [(e, shard_for(e, routes)) for e in events]
     single = [d for e, s in sharded if (d := single_engine.process(e, single_store, shard=s)) is not None]
@@ -196,7 +196,7 @@ def test_state_survives_serialisation_mid_stream() -> None:
     """What a Faust table does to state (bytes out, bytes in) must not change any decision."""
     events = [parse(e) for e in _stream()]
     direct_engine, copied_engine = Engine(Capturing()), Engine(Capturing())
-    direct_store, copied_store = MemoryStore(), MemoryStore()
+    direct_store, copied_store = MemoryStateStore(), MemoryStateStore()
     direct, copied = [], []
     routes: dict[str, str] = {}
     for event in events:

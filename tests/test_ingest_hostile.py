@@ -12,12 +12,12 @@ import orjson
 import pytest
 from pydantic import AwareDatetime, TypeAdapter
 
-from models.features import local_time, utc_from_epoch
 from paysentry.contract import Event, InvalidEvent, TimeWindow, mask_account, parse_event
 from paysentry.core import EmptyRuleset, Engine
+from paysentry.event_time import local_time, utc_from_epoch
 from paysentry.params import CompanyParams
 from paysentry.redaction import redact_raw
-from paysentry.replay import MemoryStore
+from paysentry.replay import MemoryStateStore
 from paysentry.settings import EngineSettings
 from stream.ingest import IngestStage
 
@@ -101,7 +101,7 @@ class _Shanghai(EmptyRuleset):
 @pytest.mark.parametrize("when", EXTREME_TIMES)
 def test_the_core_survives_an_extreme_time_that_got_past_ingest(when: str) -> None:
     event = Event.model_validate(dict(BASE, event_time=when))  # as if read back from an internal topic
-    decision = Engine(_Shanghai()).process(event, MemoryStore())
+    decision = Engine(_Shanghai()).process(event, MemoryStateStore())
     assert decision is not None and decision.event_id == "h-1"
 
 

@@ -16,8 +16,8 @@ from paysentry.cli import ReplayError, app, run_replay
 from paysentry.contract import RuleHit
 from paysentry.core import Engine
 from paysentry.ordering import time_ordered
+from paysentry.ports import RuleContext
 from paysentry.simulate import SimulationConfig, write_simulation
-from rules.context import RuleContext
 from tests.builders import at, raw, release, settle, vendor
 from tests.test_core import Capturing
 

@@ -4,7 +4,7 @@ sweep runs never changes a decision), and the embedded store holds entities pack
 from __future__ import annotations
 
 from paysentry.core import Engine
-from paysentry.replay import MemoryStore, Replayer
+from paysentry.replay import MemoryStateStore, Replayer
 from paysentry.state import (
     PROFILE_MEMORY,
     PaymentRecord,
@@ -140,7 +140,7 @@ def test_the_embedded_store_round_trips_packed_entities_and_reads_fresh_copies()
     profile = replayer.store["US01/v:V1"]
     assert isinstance(profile, VendorProfile)
     assert len(pack_entity(profile)) < len(encode_entity(profile))
-    store = MemoryStore(live=1)
+    store = MemoryStateStore(live=1)
     store["a"], store["b"] = profile, PaymentRecord(payment_id="X")  # "a" leaves the live set: packed
     assert len(store) == 2 and set(store) == {"a", "b"}
     first = store["a"]
@@ -181,7 +181,7 @@ def test_a_field_an_older_version_stored_is_ignored_when_decoding() -> None:
 
 
 def test_the_embedded_store_never_reads_a_stale_packed_copy_nor_counts_a_key_twice() -> None:
-    store = MemoryStore(live=1)
+    store = MemoryStateStore(live=1)
     store["a"] = PaymentRecord(payment_id="A", status="created")
     store["b"] = PaymentRecord(payment_id="B")  # "a" leaves the live set: packed as created
     record = store["a"]  # live again; its packed copy is now stale

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from models.catalog import FEATURES
 from models.training import RELEASE_TYPOLOGIES, evaluate_online, feature_rows, feature_rows_from_file, load_labels
 from paysentry.core import EmptyRuleset
+from paysentry.feature_catalog import FEATURES
 from paysentry.params import CompanyParams
 from paysentry.simulate import SimulationConfig, write_simulation
 from tests.builders import at, parse, release

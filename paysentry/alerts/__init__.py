@@ -4,7 +4,7 @@ Routing is modelled on Alertmanager (route tree, grouping, inhibition, silences)
 and escalation on top; state lives in Redis so several workers share it; delivery is email
 (aiosmtplib) and SMS (twilio). Modules:
 
-  config, loader, yamlsource, durations, matchers   the routes file and its validation
+  config, loader, routes_yaml, durations, matchers  the routes file and its validation
   routing                                           the route tree and per-receiver channel policy
   model, redact                                     Alert, build_alert(decision), redaction
   store, redis_store, state                         storage primitives (memory / Redis) and alert state
@@ -24,9 +24,9 @@ from paysentry.alerts.embedded import EmbeddedAlerts
 from paysentry.alerts.loader import RoutesHolder, load_routes, parse_routes
 from paysentry.alerts.model import Alert, build_alert
 from paysentry.alerts.redis_store import RedisStore
+from paysentry.alerts.routes_yaml import ConfigError
 from paysentry.alerts.settings import AlertSettings
-from paysentry.alerts.store import KVStore, MemoryStore
-from paysentry.alerts.yamlsource import ConfigError
+from paysentry.alerts.store import KVStore, MemoryKVStore
 
 __all__ = [
     "Alert",
@@ -35,7 +35,7 @@ __all__ = [
     "ConfigError",
     "EmbeddedAlerts",
     "KVStore",
-    "MemoryStore",
+    "MemoryKVStore",
     "RedisStore",
     "RoutesConfig",
     "RoutesHolder",

@@ -23,11 +23,11 @@ from paysentry.alerts.durations import format_duration, parse_duration
 from paysentry.alerts.loader import load_routes
 from paysentry.alerts.matchers import Matcher, parse_label_pairs
 from paysentry.alerts.redis_store import RedisStore
+from paysentry.alerts.routes_yaml import ConfigError
 from paysentry.alerts.routing import RouteTree, channels_for
 from paysentry.alerts.service import real_channels, send_test
 from paysentry.alerts.settings import AlertSettings
 from paysentry.alerts.state import AlertState
-from paysentry.alerts.yamlsource import ConfigError
 from paysentry.audit import AuditLog
 
 alerts_app = typer.Typer(help="Alert routing, silences, acknowledgements and test sends.", no_args_is_help=True)

@@ -22,7 +22,7 @@ from paysentry.alerts.config import ChannelName, DeliveryPolicy, Receiver, Route
 from paysentry.alerts.model import Alert
 from paysentry.alerts.notification import Delivery, Notification, Outcome, short_hash
 from paysentry.alerts.routing import all_channels, channels_for, digest_channel
-from paysentry.alerts.state import DUE_OUTBOX, DUE_QUEUES, QUEUE_MEMBER, AlertState, decode_record
+from paysentry.alerts.state import DUE_OUTBOX, DUE_QUEUES, QUEUE_MEMBER, AlertState, decode_state_record
 from paysentry.alerts.suppress import Suppressor
 from paysentry.alerts.templates import render_email, render_sms
 from paysentry.alerts.timing import quiet_until, rate_window, retry_delay, ts
@@ -153,7 +153,7 @@ class Deliverer:
         return len(members)
 
     async def flush_queue(self, member: str, now: datetime) -> None:
-        parsed = decode_record(QUEUE_MEMBER, member, f"{DUE_QUEUES} member")
+        parsed = decode_state_record(QUEUE_MEMBER, member, f"{DUE_QUEUES} member")
         if parsed is None:
             # Nobody to send its items to; dropped, or it would come back after every lease.
             await self.state.take_queue(member)

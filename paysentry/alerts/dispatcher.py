@@ -31,7 +31,14 @@ from paysentry.alerts.loader import RoutesHolder
 from paysentry.alerts.model import Alert, build_alert
 from paysentry.alerts.notification import Notification, Outcome
 from paysentry.alerts.routing import RouteTree, all_channels, channels_for
-from paysentry.alerts.state import DUE_ESCALATIONS, DUE_GROUPS, ESCALATION_MEMBER, AlertState, GroupMeta, decode_record
+from paysentry.alerts.state import (
+    DUE_ESCALATIONS,
+    DUE_GROUPS,
+    ESCALATION_MEMBER,
+    AlertState,
+    GroupMeta,
+    decode_state_record,
+)
 from paysentry.alerts.store import KVStore
 from paysentry.alerts.suppress import Suppressor
 from paysentry.alerts.timing import aware, ts
@@ -212,7 +219,7 @@ class AlertDispatcher:
             await self.state.schedule(DUE_ESCALATIONS, member, ts(now + chain.steps[0].after))
 
     async def _escalate(self, member: str, now: datetime) -> None:
-        parsed = decode_record(ESCALATION_MEMBER, member, f"{DUE_ESCALATIONS} member")
+        parsed = decode_state_record(ESCALATION_MEMBER, member, f"{DUE_ESCALATIONS} member")
         if parsed is None:
             return  # already unscheduled; there is no group to escalate
         key, level = parsed

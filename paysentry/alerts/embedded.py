@@ -30,7 +30,7 @@ from paysentry.alerts.loader import RoutesHolder, load_routes
 from paysentry.alerts.model import Alert
 from paysentry.alerts.settings import AlertSettings
 from paysentry.alerts.state import OUTCOME_CAP
-from paysentry.alerts.store import KVStore, MemoryStore
+from paysentry.alerts.store import KVStore, MemoryKVStore
 from paysentry.alerts.timing import aware, from_ts
 from paysentry.contract import Decision
 
@@ -57,7 +57,7 @@ class EmbeddedAlerts:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="paysentry-alerts", daemon=True)
         self._thread.start()
-        self.dispatcher = AlertDispatcher(routes, store or MemoryStore(), self.channels, dead_letter=dead_letter)
+        self.dispatcher = AlertDispatcher(routes, store or MemoryKVStore(), self.channels, dead_letter=dead_letter)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

@@ -15,18 +15,18 @@ from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from paysentry.alerts.config import Route, RoutesConfig
-from paysentry.alerts.templates import PLACEHOLDERS
-from paysentry.alerts.yamlsource import (
+from paysentry.alerts.routes_yaml import (
     ConfigError,
     ConfigIssue,
     Loc,
     issue_at,
     issues_from_validation,
-    load_yaml,
-    position,
+    load_routes_yaml,
+    routes_position,
     scrub,
     substitute_env,
 )
+from paysentry.alerts.templates import PLACEHOLDERS
 from paysentry.yamlsource import InvalidSource, read_text
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,12 @@ MAX_ROUTE_DEPTH = 32
 
 
 def parse_routes(text: str, path: str = "routes.yaml", environ: Mapping[str, str] | None = None) -> RoutesConfig:
-    root = load_yaml(text, path)
+    root = load_routes_yaml(text, path)
     if not isinstance(root, CommentedMap):
         raise ConfigError([ConfigIssue(path, 1, 1, "a routes file is a mapping with `route` and `receivers`")])
     too_deep = route_too_deep(root)
     if too_deep is not None:
-        line, col = position(root, too_deep)
+        line, col = routes_position(root, too_deep)
         message = f"routes are nested more than {MAX_ROUTE_DEPTH} levels deep"
         raise ConfigError([ConfigIssue(path, line, col, message)])
     issues, substituted = substitute_env(root, path, environ, skip=("templates",))
@@ -50,7 +50,7 @@ def parse_routes(text: str, path: str = "routes.yaml", environ: Mapping[str, str
     except ValidationError as exc:
         # A value emptied by a missing or refused variable fails validation too; report the cause only.
         env_lines = {issue.line for issue in issues}
-        found = [i for i in issues_from_validation(exc, root, path) if i.line not in env_lines]
+        found = [i for i in issues_from_validation(exc, root, path, RoutesConfig) if i.line not in env_lines]
         raise ConfigError(scrub(issues + found, substituted)) from None
     issues += [issue_at(root, path, loc, message) for loc, message in check_references(config)]
     if issues:

@@ -69,10 +69,6 @@ def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
 
 
-def parse_matchers(items: Iterable[str]) -> list[Matcher]:
-    return [Matcher.parse(item) for item in items]
-
-
 def parse_label_pairs(items: Iterable[str]) -> dict[str, str]:
     """`severity=critical vendor=V-1` (CLI style, quotes optional) as a label dict."""
     labels: dict[str, str] = {}

@@ -57,7 +57,7 @@ class GroupMeta(BaseModel):
     states: dict[str, str] = Field(default_factory=dict)  # alert id → last suppression reason recorded
 
 
-# What records read back from the store must look like (see `decode_record`).
+# What records read back from the store must look like (see `decode_state_record`).
 STORED_ALERT = TypeAdapter(StoredAlert)
 ACK = TypeAdapter(Ack)
 SILENCE = TypeAdapter(Silence)
@@ -83,7 +83,7 @@ def _has_naive_time(value: Any) -> bool:
     return False
 
 
-def decode_record(schema: TypeAdapter[T], raw: str, key: str) -> T | None:
+def decode_state_record(schema: TypeAdapter[T], raw: str, key: str) -> T | None:
     """A record read back from the store, or None if it is damaged (an older version's shape, edited by
     hand, garbage): one bad record must not stop the tick or a CLI command. The log names the key and
     the error type only, as the record may hold payment data."""
@@ -138,7 +138,7 @@ class AlertState:
     async def get_alert(self, alert_id: str) -> StoredAlert | None:
         key = f"alert:{alert_id}"
         raw = await self.store.get(key)
-        return decode_record(STORED_ALERT, raw, key) if raw else None
+        return decode_state_record(STORED_ALERT, raw, key) if raw else None
 
     async def get_alerts(self, alert_ids: list[str]) -> dict[str, StoredAlert]:
         return await self._decode_many(STORED_ALERT, [f"alert:{i}" for i in alert_ids], alert_ids)
@@ -147,7 +147,7 @@ class AlertState:
         """The readable records at `keys`, by the matching id; missing and damaged ones are left out."""
         found = {}
         for ident, key, raw in zip(ids, keys, await self.store.mget(keys), strict=True):
-            value = decode_record(schema, raw, key) if raw else None
+            value = decode_state_record(schema, raw, key) if raw else None
             if value is not None:
                 found[ident] = value
         return found
@@ -176,7 +176,7 @@ class AlertState:
         if ident.startswith("n-"):
             key = f"notif:{ident}"
             raw = await self.store.get(key)
-            return (decode_record(ALERT_IDS, raw, key) or []) if raw else []
+            return (decode_state_record(ALERT_IDS, raw, key) or []) if raw else []
         return [ident] if await self.store.get(f"alert:{ident}") else []
 
     async def remember_notification(self, notification: Notification) -> None:
@@ -206,7 +206,7 @@ class AlertState:
         """Silences; with `now`, expired ones (ended over a day ago) are also pruned from the store."""
         out, stale = [], []
         for sid, raw in (await self.store.hgetall("silences")).items():
-            silence = decode_record(SILENCE, raw, f"silences[{sid}]")
+            silence = decode_state_record(SILENCE, raw, f"silences[{sid}]")
             if silence is None:
                 continue
             if now is not None and silence.ends_at.timestamp() + GC_SLACK < ts(now):
@@ -229,7 +229,7 @@ class AlertState:
     async def expire_silence(self, silence_id: str, now: datetime, by: str | None = None) -> Silence | None:
         """End a silence now (`by`: who, for the audit; default its author)."""
         raw = await self.store.hget("silences", silence_id)
-        silence = decode_record(SILENCE, raw, f"silences[{silence_id}]") if raw is not None else None
+        silence = decode_state_record(SILENCE, raw, f"silences[{silence_id}]") if raw is not None else None
         if silence is None:
             return None
         silence = silence.model_copy(update={"ends_at": min(silence.ends_at, now)})
@@ -265,7 +265,7 @@ class AlertState:
         meta_key = f"group:{key}:meta"
         raw = await self.store.get(meta_key)
         members = await self.store.smembers(f"group:{key}:members")
-        meta = decode_record(GROUP_META, raw, meta_key) if raw else None
+        meta = decode_state_record(GROUP_META, raw, meta_key) if raw else None
         if raw and meta is None:
             # Otherwise it would block the group's next start (SET NX) until it expires, a day later.
             await self.store.delete(meta_key)
@@ -310,7 +310,9 @@ class AlertState:
     async def take_queue(self, member: str) -> list[Notification]:
         await self.store.zrem(DUE_QUEUES, member)
         key = f"queue:{member}"
-        items = [decode_record(NOTIFICATION, raw, f"{key}[{i}]") for i, raw in enumerate(await self.store.drain(key))]
+        items = [
+            decode_state_record(NOTIFICATION, raw, f"{key}[{i}]") for i, raw in enumerate(await self.store.drain(key))
+        ]
         return [n for n in items if n is not None]
 
     # -- rate limits --------------------------------------------------------------------------
@@ -331,7 +333,7 @@ class AlertState:
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         key = f"outbox:{delivery_id}"
         raw = await self.store.get(key)
-        return decode_record(DELIVERY, raw, key) if raw else None
+        return decode_state_record(DELIVERY, raw, key) if raw else None
 
     async def already_sent(self, delivery_id: str) -> bool:
         return await self.store.get(f"sent:{delivery_id}") is not None
@@ -357,7 +359,7 @@ class AlertState:
 
     async def outcomes(self, limit: int = 100) -> list[Outcome]:
         raws = await self.store.lrange("outcomes", 0, limit - 1)
-        items = [decode_record(OUTCOME, raw, f"outcomes[{i}]") for i, raw in enumerate(raws)]
+        items = [decode_state_record(OUTCOME, raw, f"outcomes[{i}]") for i, raw in enumerate(raws)]
         return [o for o in items if o is not None]
 
     async def metrics(self) -> dict[str, int]:
@@ -374,7 +376,7 @@ class AlertState:
 
     async def dead_letters(self) -> list[dict[str, Any]]:
         items = [
-            decode_record(DEAD_LETTER, raw, f"deadletter[{i}]")
+            decode_state_record(DEAD_LETTER, raw, f"deadletter[{i}]")
             for i, raw in enumerate(await self.store.lrange("deadletter"))
         ]
         return [e for e in items if e is not None]

@@ -2,7 +2,7 @@
 
 `AlertState` (state.py) writes every piece of state through this small interface. `RedisStore`
 (redis_store.py) implements it on Redis with atomic commands and Lua, so several workers share state
-and each scheduled item is claimed by one worker only. `MemoryStore` implements the same interface for
+and each scheduled item is claimed by one worker only. `MemoryKVStore` implements the same interface for
 a single process (the embedded run); it ignores TTLs, which are only garbage collection here: every
 decision about time compares timestamps stored in the values with an explicit `now`.
 """
@@ -53,7 +53,7 @@ class KVStore(Protocol):
     async def close(self) -> None: ...
 
 
-class MemoryStore:
+class MemoryKVStore:
     """KVStore in process memory, for one process and tests of pure logic."""
 
     def __init__(self) -> None:

@@ -1,11 +1,11 @@
 """The synthetic ERP payment-stream simulator (see `paysentry.simulate` for what it produces)."""
 
-from models.features import normalise_invoice  # the core's: the simulator's duplicates must match it
+from paysentry.invoices import normalise_invoice  # the core's: the simulator's duplicates must match it
 from paysentry.simulation.config import (
     DEFAULT_COMPANIES,
     TYPOLOGIES,
     ChannelHabit,
-    CompanyProfile,
+    SimulatedCompany,
     SimulationConfig,
 )
 
@@ -13,7 +13,7 @@ __all__ = [
     "DEFAULT_COMPANIES",
     "TYPOLOGIES",
     "ChannelHabit",
-    "CompanyProfile",
+    "SimulatedCompany",
     "SimulationConfig",
     "normalise_invoice",
 ]

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from paysentry.simulation.config import MDM_USERS, TYPOLOGY_PLAN
-from paysentry.simulation.engine import HOUR, Simulation
+from paysentry.simulation.engine import Simulation
 from paysentry.simulation.payments import FAILED, OUTAGE_REASONS, UNSETTLED, Payment
 from paysentry.simulation.world import (
     FOREIGN_POOL,
@@ -23,6 +23,7 @@ from paysentry.simulation.world import (
     local_instant,
     money,
 )
+from paysentry.windows import HOUR
 
 _SMALL_CHANNELS = frozenset({"alipay", "wechat_pay", "card", "check"})
 

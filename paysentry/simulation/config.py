@@ -18,7 +18,7 @@ class ChannelHabit:
 
 
 @dataclass(frozen=True)
-class CompanyProfile:
+class SimulatedCompany:
     """One paying company code: where it sits, what it pays in, who works its AP, how it pays."""
 
     code: str
@@ -42,7 +42,7 @@ class CompanyProfile:
         return max(self.channels, key=lambda habit: habit.weight).channel
 
 
-CN01 = CompanyProfile(
+CN01 = SimulatedCompany(
     code="CN01",
     timezone="Asia/Shanghai",
     currency="CNY",
@@ -64,7 +64,7 @@ CN01 = CompanyProfile(
     typical_spread=1.2,
 )
 
-US01 = CompanyProfile(
+US01 = SimulatedCompany(
     code="US01",
     timezone="America/New_York",
     currency="USD",
@@ -87,7 +87,7 @@ US01 = CompanyProfile(
     typical_spread=1.2,
 )
 
-DE01 = CompanyProfile(
+DE01 = SimulatedCompany(
     code="DE01",
     timezone="Europe/Berlin",
     currency="EUR",
@@ -105,7 +105,7 @@ DE01 = CompanyProfile(
     typical_spread=1.1,
 )
 
-DEFAULT_COMPANIES: tuple[CompanyProfile, ...] = (CN01, US01, DE01)
+DEFAULT_COMPANIES: tuple[SimulatedCompany, ...] = (CN01, US01, DE01)
 
 MDM_USERS: tuple[str, ...] = ("u-mdm-01", "u-mdm-02", "u-mdm-03")
 RISK_USERS: tuple[str, ...] = ("u-risk-01", "u-risk-02", "u-risk-03")
@@ -141,7 +141,7 @@ class SimulationConfig:
     seed: int = 7
     start: date = date(2026, 10, 1)
     vendors: int = 80
-    companies: tuple[CompanyProfile, ...] = DEFAULT_COMPANIES
+    companies: tuple[SimulatedCompany, ...] = DEFAULT_COMPANIES
     anomaly_rate: float = 0.2
     warmup_days: int = 5
     payments_per_vendor_day: float = 1.8

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from paysentry.simulation.config import MDM_USERS, RISK_USERS, CompanyProfile, SimulationConfig
+from paysentry.simulation.config import MDM_USERS, RISK_USERS, SimulatedCompany, SimulationConfig
 from paysentry.simulation.payments import Payment
 from paysentry.simulation.world import (
     Account,
@@ -27,8 +27,8 @@ from paysentry.simulation.world import (
     vendor_name,
     weighted_choice,
 )
+from paysentry.windows import HOUR
 
-HOUR = 3600
 OFFICE_OPEN, OFFICE_CLOSE = 8 * HOUR + 1800, 18 * HOUR - 60  # people draft and approve 08:30-18:00
 FAILURE_SPACING = timedelta(hours=3)  # everyday failures on one channel never cluster
 
@@ -49,7 +49,7 @@ class Simulation:
         self.vendor_ids: set[str] = set()
         self.names: set[str] = set()
         self.payments: list[Payment] = []
-        self.vendor_events: list[tuple[datetime, CompanyProfile, str, dict[str, Any]]] = []
+        self.vendor_events: list[tuple[datetime, SimulatedCompany, str, dict[str, Any]]] = []
         self.used: set[int] = set()  # payments an injection or an everyday mishap already owns
         self.failure_times: dict[str, list[datetime]] = {}
         self.seq = 0
@@ -78,7 +78,7 @@ class Simulation:
 
     def make_vendor(
         self,
-        company: CompanyProfile,
+        company: SimulatedCompany,
         *,
         country: str | None = None,
         typical: float | None = None,
@@ -191,10 +191,10 @@ class Simulation:
 
     # --- payments -------------------------------------------------------------------------------
 
-    def office_time(self, company: CompanyProfile, day: date, low: int = 9 * HOUR, high: int = 17 * HOUR) -> datetime:
+    def office_time(self, company: SimulatedCompany, day: date, low: int = 9 * HOUR, high: int = 17 * HOUR) -> datetime:
         return local_instant(company, day, self.rng.randint(low, high))
 
-    def release_slot(self, company: CompanyProfile, day: date, run: int | None) -> tuple[datetime, str | None]:
+    def release_slot(self, company: SimulatedCompany, day: date, run: int | None) -> tuple[datetime, str | None]:
         """A payment run (batch id, released within minutes of the run time) or a manual release (None)."""
         if run is None:
             return self.office_time(company, day, 9 * HOUR + 1800, 16 * HOUR + 1800), None
@@ -358,10 +358,10 @@ class Simulation:
 
     def render(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         self._assign_payment_ids()
-        rows: list[tuple[datetime, int, CompanyProfile, str, dict[str, Any]]] = []
+        rows: list[tuple[datetime, int, SimulatedCompany, str, dict[str, Any]]] = []
         for instant, company, kind, fields in self.vendor_events:
             rows.append((instant, len(rows), company, kind, fields))
-        labels: list[tuple[datetime, int, CompanyProfile, str, dict[str, Any]]] = []
+        labels: list[tuple[datetime, int, SimulatedCompany, str, dict[str, Any]]] = []
         for payment in sorted(self.payments, key=lambda p: p.seq):
             for instant, kind, fields in payment.events():
                 rows.append((instant, len(rows), payment.company, kind, fields))

@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from paysentry.simulation.config import MDM_USERS
-from paysentry.simulation.engine import HOUR, Simulation
+from paysentry.simulation.engine import Simulation
 from paysentry.simulation.payments import (
     CANCEL_REASONS,
     CANCELLED,
@@ -18,6 +18,7 @@ from paysentry.simulation.payments import (
     WRONG_AMOUNT,
 )
 from paysentry.simulation.world import add_business_days, money, poisson, renamed
+from paysentry.windows import HOUR
 
 
 def master_data_changes(sim: Simulation) -> None:

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from paysentry.simulation.config import CompanyProfile
+from paysentry.simulation.config import SimulatedCompany
 from paysentry.simulation.world import Account, Vendor, money
 
 # Outcome of a payment order as far as the payment platform is concerned.
@@ -112,7 +112,7 @@ def return_fee(channel: str) -> Decimal:
 @dataclass
 class Payment:
     seq: int
-    company: CompanyProfile
+    company: SimulatedCompany
     vendor: Vendor | None  # None only for a settlement the ERP never saw
     amount: Decimal
     channel: str

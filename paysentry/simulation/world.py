@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from paysentry.simulation.config import CompanyProfile
+from paysentry.simulation.config import SimulatedCompany
 
 CENT = Decimal("0.01")
 
@@ -39,26 +39,26 @@ def add_business_days(day: date, n: int) -> date:
     return day
 
 
-def zone(company: CompanyProfile) -> ZoneInfo:
+def zone(company: SimulatedCompany) -> ZoneInfo:
     return ZoneInfo(company.timezone)
 
 
-def local_instant(company: CompanyProfile, day: date, seconds: int) -> datetime:
+def local_instant(company: SimulatedCompany, day: date, seconds: int) -> datetime:
     """The UTC instant of `seconds` after local midnight of `day` (wall clock, so DST days work)."""
     midnight = datetime(day.year, day.month, day.day, tzinfo=zone(company))
     return (midnight + timedelta(seconds=seconds)).astimezone(UTC)
 
 
-def local_day(company: CompanyProfile, instant: datetime) -> date:
+def local_day(company: SimulatedCompany, instant: datetime) -> date:
     return instant.astimezone(zone(company)).date()
 
 
-def local_seconds(company: CompanyProfile, instant: datetime) -> int:
+def local_seconds(company: SimulatedCompany, instant: datetime) -> int:
     local = instant.astimezone(zone(company))
     return local.hour * 3600 + local.minute * 60 + local.second
 
 
-def rfc3339(company: CompanyProfile, instant: datetime) -> str:
+def rfc3339(company: SimulatedCompany, instant: datetime) -> str:
     return instant.astimezone(zone(company)).isoformat(timespec="seconds")
 
 
@@ -235,7 +235,7 @@ def renamed(name: str) -> str:
 @dataclass
 class Vendor:
     vendor_id: str
-    company: CompanyProfile
+    company: SimulatedCompany
     country: str
     typical: float  # median payment amount, in the company's currency
     sigma: float  # spread of ln(amount) around it

@@ -13,7 +13,7 @@ from paysentry.alerts.cli import alerts_app
 from paysentry.alerts.dispatcher import AlertDispatcher
 from paysentry.alerts.loader import load_routes
 from paysentry.alerts.redis_store import RedisStore
-from paysentry.alerts.store import MemoryStore
+from paysentry.alerts.store import MemoryKVStore
 from tests.harness.alert_fixtures import TWILIO_FROM, TWILIO_SID, TWILIO_TOKEN, decision
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,7 +146,7 @@ def test_memory_store_behaves_like_redis_for_a_dispatcher():
 
         email = RecordingChannel("email")
         d = AlertDispatcher(
-            load_routes(ROUTES, environ={}), MemoryStore(), {"email": email, "sms": RecordingChannel("sms")}
+            load_routes(ROUTES, environ={}), MemoryKVStore(), {"email": email, "sms": RecordingChannel("sms")}
         )
         t0 = datetime(2024, 3, 4, 12, tzinfo=UTC)
         await d.submit_decision(decision("P-1", severity="high"), t0)

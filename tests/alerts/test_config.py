@@ -12,7 +12,7 @@ import pytest
 from paysentry.alerts.durations import format_duration, parse_duration
 from paysentry.alerts.loader import RoutesHolder, load_routes, parse_routes
 from paysentry.alerts.matchers import Matcher, parse_label_pairs
-from paysentry.alerts.yamlsource import ConfigError
+from paysentry.alerts.routes_yaml import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = """\
@@ -107,11 +107,25 @@ def test_errors_point_at_the_offending_key_or_value():
     )
     assert found == [
         "routes.yaml:2:14: global.alert_ttl: '24x' is not a duration like '30s', '5m', '4h' or '1h30m'",
-        "routes.yaml:5:3: route.colour: unknown key",
+        "routes.yaml:5:3: unknown key 'colour' in route",
         "routes.yaml:7:41: route.routes[0].matchers[1]: team=~'(unclosed': bad regular expression "
         "(missing ): (unclosed)",
         "routes.yaml:11:12: receivers[0].email.to[0]: 'not-an-address' is not an email address",
         "routes.yaml:14:12: receivers[1].sms.to[0]: environment variable PAYSENTRY_ROUTES_ONCALL_PHONE is not set",
+    ]
+
+
+def test_routes_errors_are_worded_as_in_every_yaml_file():
+    # The wording of the rules files: the key, where it is, and the closest key the file may use
+    # (an aliased field by the name the file writes, `continue`).
+    assert errors(
+        "route:\n  receivr: a\n  continu: true\nreceivers:\n  - name: a\n    email: {to: [a@example.com]}\n"
+    ) == [
+        "routes.yaml:2:3: unknown key 'receivr' in route — did you mean 'receiver'?",
+        "routes.yaml:3:3: unknown key 'continu' in route — did you mean 'continue'?",
+    ]
+    assert errors("route: {receiver: a}\nreceivers:\n  - email: {to: [a@example.com]}\n") == [
+        "routes.yaml:3:5: missing required key 'name' in receivers[0]"
     ]
 
 
@@ -153,7 +167,7 @@ def test_references_are_checked_with_positions():
 
 def test_structure_errors():
     assert errors("route: [unclosed\n") == [
-        "routes.yaml:2:1: YAML syntax error: while parsing a flow sequence expected ',' or ']', but got '<stream end>'"
+        "routes.yaml:2:1: invalid YAML: expected ',' or ']', but got '<stream end>'"
     ]
     assert errors("- just a list\n") == ["routes.yaml:1:1: a routes file is a mapping with `route` and `receivers`"]
     assert errors("route:\n  receiver: a\nreceivers:\n  - name: a\n") == [

@@ -21,8 +21,8 @@ from paysentry.alerts.loader import load_routes, parse_routes
 from paysentry.alerts.model import build_alert
 from paysentry.alerts.notification import Notification
 from paysentry.alerts.redis_store import RedisStore
+from paysentry.alerts.routes_yaml import ConfigError
 from paysentry.alerts.templates import MAX_LINE, render_email, render_sms, sms_segments
-from paysentry.alerts.yamlsource import ConfigError
 from tests.bounded import finishes
 from tests.harness.alert_fixtures import decision
 
@@ -226,10 +226,10 @@ def test_damaged_or_outdated_silence_records_do_not_stop_the_dispatcher() -> Non
 
     from paysentry.alerts.notification import Silence
     from paysentry.alerts.state import AlertState
-    from paysentry.alerts.store import MemoryStore
+    from paysentry.alerts.store import MemoryKVStore
 
     now = datetime.now(UTC)
-    state = AlertState(MemoryStore())
+    state = AlertState(MemoryKVStore())
     lookahead = Silence(
         id="old", matchers=['vendor=~"(?=V)V-1"'], starts_at=now, ends_at=now + timedelta(hours=1),
         created_by="ann", comment="written before patterns ran on RE2", created_at=now,

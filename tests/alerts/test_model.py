@@ -11,8 +11,8 @@ from paysentry.alerts.redact import contains_clear_account, masked_account, reda
 from paysentry.alerts.templates import render_email, render_sms, sms_segments
 from paysentry.contract import RuleHit
 from paysentry.core import EmptyRuleset, Engine
+from paysentry.ports import RuleContext
 from paysentry.replay import Replayer
-from rules.context import RuleContext
 from tests.builders import KEY, at, parse, release, settle
 from tests.harness.alert_fixtures import CLEAR_IBAN, decision
 

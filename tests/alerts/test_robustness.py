@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from paysentry.alerts.channels import RecordingChannel
 from paysentry.alerts.dispatcher import AlertDispatcher
 from paysentry.alerts.loader import parse_routes
-from paysentry.alerts.store import MemoryStore
+from paysentry.alerts.store import MemoryKVStore
 from tests.harness.alert_fixtures import BASE_ROUTES, decision
 
 T0 = datetime(2024, 3, 4, 12, 0, tzinfo=UTC)
@@ -29,7 +29,7 @@ class FlakyChannel(RecordingChannel):
 async def test_an_unexpected_channel_error_is_retried_not_lost(caplog):
     email = FlakyChannel("email", failures=1)
     config = parse_routes(BASE_ROUTES, environ={})
-    dispatcher = AlertDispatcher(config, MemoryStore(), {"email": email, "sms": RecordingChannel("sms")})
+    dispatcher = AlertDispatcher(config, MemoryKVStore(), {"email": email, "sms": RecordingChannel("sms")})
     await dispatcher.submit_decision(decision("P-1"), T0)
     await dispatcher.tick(T0 + timedelta(seconds=30))
     assert email.sent == [] and "unexpected error sending" in caplog.text
@@ -47,7 +47,7 @@ async def test_dead_letters_reach_an_async_sink_and_the_store():
     config = parse_routes(BASE_ROUTES.replace("fallback_receiver: backup", "fallback_receiver: finance"), environ={})
     email = FlakyChannel("email", failures=100)
     dispatcher = AlertDispatcher(
-        config, MemoryStore(), {"email": email, "sms": RecordingChannel("sms")}, dead_letter=sink
+        config, MemoryKVStore(), {"email": email, "sms": RecordingChannel("sms")}, dead_letter=sink
     )
     await dispatcher.submit_decision(decision("P-1"), T0)
     now = T0 + timedelta(seconds=30)
@@ -61,7 +61,7 @@ async def test_dead_letters_reach_an_async_sink_and_the_store():
 
 async def test_a_reload_that_drops_a_receiver_dead_letters_its_pending_work():
     config = parse_routes(BASE_ROUTES, environ={})
-    store = MemoryStore()
+    store = MemoryKVStore()
     email = RecordingChannel("email")
     dispatcher = AlertDispatcher(config, store, {"email": email, "sms": RecordingChannel("sms")})
     await dispatcher.submit_decision(decision("P-1"), T0)

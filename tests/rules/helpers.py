@@ -10,7 +10,7 @@ from typing import Any
 
 from paysentry.contract import Event
 from paysentry.params import CompanyParams
-from rules.context import RuleContext
+from paysentry.ports import RuleContext
 from rules.loader import load_ruleset
 from rules.ruleset import Ruleset
 

@@ -1,6 +1,6 @@
 """The routes file's YAML: loading, `${ENV}` placeholders, and validation errors as
-`path:line:col: message` lines that point at the offending key or value (see paysentry/yamlsource.py
-for what is shared with the rules tooling)."""
+`path:line:col: message` lines that point at the offending key or value. The bounded loader is
+paysentry/yamlsource.py and the wording paysentry/yaml_messages.py, as for the rules files."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from paysentry import yamlsource
+from paysentry.yaml_messages import Loc, describe_validation_error
 from paysentry.yamlsource import InvalidSource, SourceError, validation_errors
 
-Loc = tuple[str | int, ...]
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 ConfigIssue = SourceError
@@ -37,19 +36,14 @@ class ConfigError(InvalidSource, ValueError):
         return self.errors
 
 
-def _syntax_error(exc: MarkedYAMLError) -> str:
-    problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-    return f"YAML syntax error: {problem}"
-
-
-def load_yaml(text: str, path: str) -> Any:
+def load_routes_yaml(text: str, path: str) -> Any:
     try:
-        return yamlsource.load_yaml(text, path, _syntax_error)
+        return yamlsource.load_yaml(text, path)
     except InvalidSource as exc:
         raise ConfigError(exc.errors) from None
 
 
-def position(root: Any, loc: Sequence[str | int], *, at_key: bool = False) -> tuple[int, int]:
+def routes_position(root: Any, loc: Sequence[str | int], *, at_key: bool = False) -> tuple[int, int]:
     """1-based line and column of the node at `loc` (of its key, with `at_key` or when the node is a
     mapping or a list), or the start of the deepest mapping or list on the way that exists."""
     return yamlsource.position(root, loc, key=at_key, containers_at_key=True)
@@ -78,20 +72,23 @@ def loc_text(loc: Sequence[str | int]) -> str:
     return text
 
 
-def issues_from_validation(exc: ValidationError, root: Any, path: str) -> list[ConfigIssue]:
+def issues_from_validation(
+    exc: ValidationError, root: Any, path: str, model: type[BaseModel] | None = None
+) -> list[ConfigIssue]:
+    """One issue per problem, worded as for every YAML file people write (`paysentry.yaml_messages`);
+    an unknown or missing key is said to be in the mapping that holds it (`route.routes[0]`), a wrong
+    value is named by its whole path, as the checks after validation name it (`issue_at`)."""
+
     def describe(error: ErrorDetails) -> tuple[Loc, str]:
         loc = _clean_loc(error["loc"], root)
-        message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        where = loc_text(loc)
-        return loc, f"{where}: {message}" if where else message
+        holder = loc_text(loc[:-1]) if error["type"] in ("extra_forbidden", "missing") else loc_text(loc)
+        return describe_validation_error(error, holder or "routes file", model, loc, name=loc_text(loc) or None)
 
     return validation_errors(exc, root, path, describe, containers_at_key=True)
 
 
 def issue_at(root: Any, path: str, loc: Sequence[str | int], message: str) -> ConfigIssue:
-    line, col = position(root, loc)
+    line, col = routes_position(root, loc)
     where = loc_text(loc)
     return ConfigIssue(path, line, col, f"{where}: {message}" if where else message)
 

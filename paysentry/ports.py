@@ -1,4 +1,8 @@
-"""What a rule sees when it is evaluated: the core builds one RuleContext per scored event."""
+"""What the core asks of the rules: the context a rule is evaluated in, and the ruleset it calls.
+
+The core owns these seams; `rules` implements them (rules.ruleset.Ruleset, rules.reload) and the core
+builds one RuleContext per scored event, so neither package needs the other.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,15 @@ from typing import Any, Literal, Protocol
 from paysentry.contract import Event, RuleHit
 from paysentry.params import CompanyParams
 
-Entity = Literal["vendor", "company", "creator", "account", "channel"]
-Stat = Literal["count", "sum", "mean", "std", "max", "failures"]
+WindowEntity = Literal["vendor", "company", "creator", "account", "channel"]
+WindowStat = Literal["count", "sum", "mean", "std", "max", "failures"]
 
 # Pseudo event types the core emits from its timers (they have no inbound event of their own).
 TIMER_EVENT_TYPES = ("sla.unsettled", "psp.unmatched")
 
 
 class WindowReader(Protocol):
-    def __call__(self, entity: Entity, stat: Stat, seconds: int) -> float:
+    def __call__(self, entity: WindowEntity, stat: WindowStat, seconds: int) -> float:
         """Aggregate over the last `seconds` of event time before this event (this event excluded).
         Amount stats are in the reporting currency. `failures` counts failed/returned platform events
         (meaningful for `channel`). Unknown entity (e.g. no creator on the event) gives 0."""
@@ -28,7 +32,7 @@ class WindowReader(Protocol):
 class RuleContext:
     event_type: str  # an inbound event type, or one of TIMER_EVENT_TYPES
     event: Event | None  # the inbound event; for timer pseudo-events, the payment's last ERP event
-    features: Mapping[str, Any]  # models.features.FEATURES names -> value (None when not applicable)
+    features: Mapping[str, Any]  # paysentry.feature_catalog.FEATURES names -> value (None when not applicable)
     window: WindowReader
     company: CompanyParams
 
