@@ -78,6 +78,10 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
     account_key, internal_key = settings.require_hash_key(), settings.internal_key()
     snapshot_signing_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.metrics_port is not None:
+        from paysentry.analytics.metrics import start_metrics_server
+
+        start_metrics_server(settings.metrics_bind, settings.metrics_port)
     app = faust.App(
         settings.group_id,
         broker=[f"kafka://{b}" for b in settings.brokers],

@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from paysentry.analytics import metrics
 from paysentry.contract import Decision, Event, action_rank
 from paysentry.core import Engine
 from paysentry.event_time import epoch
@@ -205,6 +206,7 @@ class DecisionStage:
         message = event.message
         record = {"reason": reason, "topic": message.topic, "partition": message.partition,
                   "offset": message.offset, "event_id": event_id}  # fmt: skip
+        metrics.observe_dead_letter("decide")
         await self.send_deadletter(key=ENGINE.encode(), value=orjson.dumps(record))
 
     # -- event-time order -------------------------------------------------------------------------
@@ -241,7 +243,10 @@ class DecisionStage:
             if routed.shard is None:
                 self.engine.apply_master(event, state.master)
             else:
+                started = time.perf_counter()
                 decision = self.engine.process(event, state.store, shard=routed.shard, master=state.master)
+                metrics.observe_decision_latency(time.perf_counter() - started)
+                metrics.observe_payment_event(event)
                 if decision is not None:
                     decisions.append(decision)
                 if event.payment_id:
@@ -299,6 +304,7 @@ class DecisionStage:
     # -- outputs ----------------------------------------------------------------------------------
     async def _emit(self, state: PartitionState, decisions: list[Decision]) -> None:
         for decision in decisions:
+            metrics.observe_decision(decision)
             outputs = [DECISIONS] if action_rank(decision.action) < self.alert_rank else [DECISIONS, ALERTS]
             value = decision.to_json()
             for topic in outputs:
@@ -322,6 +328,7 @@ class DecisionStage:
 
     async def checkpoint(self, state: PartitionState) -> None:
         """Make everything processed so far durable, in the order that makes a crash harmless."""
+        started = time.monotonic()
         await self.flush()
         for topic, future in state.sent:
             metadata = future.result() if future.done() else None
@@ -342,6 +349,7 @@ class DecisionStage:
         state.awaiting.clear()
         state.checkpoints += 1
         state.last_checkpoint = time.monotonic()
+        metrics.observe_checkpoint(state.last_checkpoint - started)
 
     async def _faults_after_header(self, state: PartitionState, entities: dict[str, bytes]) -> None:
         """The crash points between a checkpoint's header and its entities (none in production)."""

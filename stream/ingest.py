@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from paysentry.analytics import metrics
 from paysentry.contract import DEFAULT_TIME_WINDOW, Event, InvalidEvent, TimeWindow, parse_event
 from paysentry.redaction import redact_raw
 from paysentry.sharding import shard_for
@@ -191,6 +192,7 @@ class IngestStage:
             pending.done = True
             return
         group.seen[topic] = max(group.seen.get(topic, ts), ts)
+        metrics.observe_event(event)
         if event.family == "vendor":
             for partition in range(self.partitions):
                 await self.send_engine(key=b"~master", value=encoded, partition=partition)
@@ -237,6 +239,7 @@ class IngestStage:
     async def _dead_letter(self, topic: str, message: Any, raw: bytes, reason: str, event_id: str | None) -> None:
         record = {"reason": reason, "topic": message.topic, "partition": message.partition,
                   "offset": message.offset, "event_id": event_id, "raw": redact(raw)}  # fmt: skip
+        metrics.observe_dead_letter("ingest")
         await self.send_deadletter(key=topic.encode(), value=orjson.dumps(record))
 
     def _ack(self, group: Group) -> None:

@@ -64,6 +64,8 @@ class StreamSettings(EngineSettings):
     )
     web_port: int | None = None
     web_bind: str = Field(default="127.0.0.1", description="interface of the web server (0.0.0.0: every one)")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
+    metrics_bind: str = Field(default="127.0.0.1", description="interface of /metrics (loopback unless told)")
 
     @field_validator("alert_action")
     @classmethod

@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "tests.harness.kafka_fixtures",
     "tests.harness.redis_fixtures",
     "tests.harness.alert_fixtures",
+    "tests.harness.prometheus_fixtures",
 ]

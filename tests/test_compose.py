@@ -1,8 +1,10 @@
-"""docker-compose.yml parses, has the services users need, and its Kafka matches the test broker."""
+"""docker-compose.yml parses, has the services users need, its Kafka matches the test broker, and its
+Prometheus and Grafana are wired to the worker's metrics (the dashboard uses only metrics the code exports)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,11 @@ import pytest
 from ruamel.yaml import YAML
 
 from devservices.kafka import BROKER_SETTINGS, KAFKA_VERSION
+from paysentry.analytics.metrics import METRIC_NAMES
 
-COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+DASHBOARD = ROOT / "config" / "grafana" / "dashboards" / "paysentry.json"
 
 
 def env_to_property(name: str) -> str:
@@ -44,7 +49,7 @@ def test_env_to_property() -> None:
 
 
 def test_services_present(compose: dict[str, Any]) -> None:
-    assert {"kafka", "redis", "mailpit", "worker"} <= set(compose["services"])
+    assert {"kafka", "redis", "mailpit", "worker", "prometheus", "grafana"} <= set(compose["services"])
     services = compose["services"]
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert services["redis"]["image"].startswith("redis:7")
@@ -65,8 +70,11 @@ def test_worker(compose: dict[str, Any]) -> None:
         "PAYSENTRY_ALERTS_ROUTES_FILE": "/app/config/routes.yaml",
         "PAYSENTRY_ACCOUNT_HASH_KEY": "${PAYSENTRY_ACCOUNT_HASH_KEY:?set PAYSENTRY_ACCOUNT_HASH_KEY to a secret}",
         "PAYSENTRY_MODEL_SIGNING_KEY": "${PAYSENTRY_MODEL_SIGNING_KEY:?set it to a secret of 32+ bytes}",
+        "PAYSENTRY_METRICS_PORT": "9108",
+        "PAYSENTRY_METRICS_BIND": "0.0.0.0",
         "PYTHONUNBUFFERED": "1",
     }
+    assert "ports" not in worker  # /metrics is for Prometheus on the compose network, not the host
     assert {"kafka", "redis", "mailpit"} <= set(worker["depends_on"])
 
 
@@ -99,3 +107,60 @@ def test_cluster_id_is_a_kafka_uuid(compose: dict[str, Any]) -> None:
     cluster_id = compose["services"]["kafka"]["environment"]["CLUSTER_ID"]
     assert len(cluster_id) == 22
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """container path -> host path of a service's bind mounts."""
+    mounts = {}
+    for volume in service["volumes"]:
+        host, container = str(volume).split(":")[:2]
+        mounts[container] = host
+    return mounts
+
+
+def test_prometheus_scrapes_the_worker(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    assert all(str(p).startswith("127.0.0.1:") for p in prometheus["ports"])
+    config_path = _mounts(prometheus)["/etc/prometheus/prometheus.yml"]
+    config = YAML(typ="safe").load((ROOT / config_path).read_text())
+    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    worker_port = compose["services"]["worker"]["environment"]["PAYSENTRY_METRICS_PORT"]
+    assert targets == [f"worker:{worker_port}"]
+
+
+def test_grafana_is_provisioned_from_the_repository(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    assert all(str(p).startswith("127.0.0.1:") for p in grafana["ports"])
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert grafana["environment"]["GF_AUTH_DISABLE_LOGIN_FORM"] == "true"
+    mounts = _mounts(grafana)
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    datasources = YAML(typ="safe").load((provisioning / "datasources" / "prometheus.yml").read_text())
+    source = datasources["datasources"][0]
+    assert source["url"] == "http://prometheus:9090"
+    providers = YAML(typ="safe").load((provisioning / "dashboards" / "paysentry.yml").read_text())
+    dashboards_in_container = providers["providers"][0]["options"]["path"]
+    assert (ROOT / mounts[dashboards_in_container]).resolve() == DASHBOARD.parent.resolve()
+    dashboard = json.loads(DASHBOARD.read_text())
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])}
+    assert uids == {source["uid"]}
+
+
+def _exported(name: str) -> bool:
+    """A series name Prometheus holds for one of the exported families (histograms add suffixes)."""
+    for suffix in ("_bucket", "_count", "_sum", "_created"):
+        if name.endswith(suffix) and name.removesuffix(suffix) in METRIC_NAMES:
+            return True
+    return name in METRIC_NAMES
+
+
+def test_dashboard_uses_only_exported_metrics() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(expressions) >= 10
+    used = {name for expr in expressions for name in re.findall(r"\bpaysentry_[a-z0-9_]+", expr)}
+    assert used, "the dashboard queries no paysentry metric"
+    assert {name for name in used if not _exported(name)} == set()
+    # the payment KPIs and the engine's health are both on it
+    assert {"paysentry_payments_total", "paysentry_payment_outcomes_total", "paysentry_decision_latency_seconds_bucket",
+            "paysentry_dead_letters_total"} <= used  # fmt: skip

@@ -1,0 +1,32 @@
+"""Fixtures of the analytics tests: a small simulated stream (written once per session) and the
+Prometheus fixtures (tests/conftest.py may register those for everyone)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from paysentry.simulate import SimulationConfig, write_simulation
+from tests.harness.prometheus_fixtures import start_prometheus
+from tests.stream.conftest import simulated, stream_rig
+
+__all__ = ["SimFiles", "sim_files", "simulated", "start_prometheus", "stream_rig"]
+
+
+@dataclass(frozen=True)
+class SimFiles:
+    events: Path
+    labels: Path
+    config: SimulationConfig
+
+
+@pytest.fixture(scope="session")
+def sim_files(tmp_path_factory: pytest.TempPathFactory) -> SimFiles:
+    """Fourteen simulated days (seed 11): events and labels as JSON Lines."""
+    folder = tmp_path_factory.mktemp("analytics-sim")
+    config = SimulationConfig(days=14, seed=11)
+    events, labels = folder / "events.jsonl", folder / "labels.jsonl"
+    write_simulation(config, events, labels)
+    return SimFiles(events, labels, config)
