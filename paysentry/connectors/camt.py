@@ -1,0 +1,178 @@
+"""camt.053 (statement) and camt.054 (debit/credit notification) -> `psp.settled` per booked debit.
+
+Each booked debit entry (`CdtDbtInd` DBIT, status BOOK, not a reversal) gives one `psp.settled` per
+transaction detail (a batch booking has several). `payment_id` is the transaction's `EndToEndId`, which
+is the pain.001's, so the engine matches the settlement to the payment it released; a settlement whose id
+the ERP never released is reported by the engine's reconciliation as unmatched. An entry with no
+end-to-end reference at all is an orphan: it gets an id of its own from the bank's booking reference
+(`orphan: true`), and the reconciliation reports it the same way.
+
+`amount` is the booked transaction amount (`AmtDtls/TxAmt`, else the detail's `Amt`, else the entry's
+amount when it has a single transaction), `fee` the charges (the detail's, or the entry's for a single
+transaction), `booking_date` and `value_date` are kept, and `event_time` is the booking time (a booking
+date alone is read as the end of that day, so it sorts after the day's releases). The event id comes
+from the bank's booking reference, so the same booking seen in a camt.054 and again in the camt.053
+statement is one event, and the second copy is recognised as a redelivery.
+
+sepaxml ships no camt schema: the message is checked structurally, every value bounded before use.
+Credits, pending entries and reversals are counted as skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import tzinfo
+from decimal import Decimal
+from typing import Any
+
+from paysentry.connectors import xmlsafe as x
+from paysentry.connectors.base import (
+    Conversion,
+    FileRefused,
+    Limits,
+    PaymentIndex,
+    RecordRefused,
+    clip,
+    end_of_day,
+    iso_date,
+    iso_time,
+    money_text,
+    stable_id,
+)
+
+ROOTS = {"camt.053": ("BkToCstmrStmt", "Stmt"), "camt.054": ("BkToCstmrDbtCdtNtfctn", "Ntfctn")}
+
+
+def convert(
+    data: bytes, source: str, message: str, *, tz: tzinfo, limits: Limits, index: PaymentIndex | None = None
+) -> Conversion:
+    result = Conversion(source, message, limits=limits)
+    root_name, report_name = ROOTS[message[:8]]
+    try:
+        tree = x.parse(data, limits)
+        root = x.child(tree.getroot(), root_name)
+        if x.local(tree.getroot()) != "Document" or root is None:
+            raise FileRefused(f"not a {message} message: no Document/{root_name}")
+        message_id = x.text(root, "GrpHdr", "MsgId")
+        if not message_id:
+            raise FileRefused("GrpHdr/MsgId is required", "GrpHdr")
+        for where, entry, report in _entries(root, root_name, report_name):
+            skipped = _not_a_settlement(entry)
+            if skipped:
+                result.skipped[skipped] += 1
+                continue
+            try:
+                events = list(_settlements(entry, report, message_id, where, tz, index))
+            except RecordRefused as exc:
+                result.reject(where, str(exc))
+                continue
+            for event, detail_where in events:
+                result.add(event, detail_where)
+    except FileRefused as exc:
+        result.events.clear()
+        result.refuse(exc)
+    return result
+
+
+def _entries(root: Any, root_name: str, report_name: str) -> Iterator[tuple[str, Any, Any]]:
+    for i, report in enumerate(x.children(root, report_name), start=1):
+        for j, entry in enumerate(x.children(report, "Ntry"), start=1):
+            yield f"/Document/{root_name}/{report_name}[{i}]/Ntry[{j}] (line {entry.sourceline})", entry, report
+
+
+def _not_a_settlement(entry: Any) -> str | None:
+    """Why this entry is not a settled payment (a credit, not booked, a reversal), or None."""
+    direction = (x.text(entry, "CdtDbtInd") or "").upper()
+    status = (x.text(entry, "Sts", "Cd") or x.text(entry, "Sts") or "").upper()
+    if direction != "DBIT":
+        return "credit entries"
+    if status != "BOOK":
+        return "entries not booked"
+    if (x.text(entry, "RvslInd") or "").lower() == "true":
+        return "reversals"
+    return None
+
+
+def _charges(node: Any, what: str) -> tuple[str, str] | None:
+    """(total, currency) of the charges below `node` (any camt version's shape), or None."""
+    records = [c for c in x.children(node, "Chrgs")]
+    amounts = []
+    for charges in records:
+        total = x.child(charges, "TtlChrgsAndTaxAmt")
+        if total is not None:
+            amounts.append(total)
+            continue
+        amounts += [x.child(r, "Amt") for r in x.children(charges, "Rcrd")]
+        amounts.append(x.child(charges, "Amt"))
+    amounts = [a for a in amounts if a is not None and (a.text or "").strip()]
+    if not amounts:
+        return None
+    currencies = {a.get("Ccy") for a in amounts}
+    if len(currencies) != 1:
+        raise RecordRefused(f"{what}: charges in more than one currency")
+    total = sum((Decimal(money_text(a.text, f"{what}/Amt", allow_zero=True)) for a in amounts), Decimal(0))
+    return format(total, "f"), str(currencies.pop())
+
+
+def _amount(node: Any) -> Any:
+    for path in (("AmtDtls", "TxAmt", "Amt"), ("Amt",), ("AmtDtls", "InstdAmt", "Amt")):
+        found = x.child(node, *path)
+        if found is not None and (found.text or "").strip():
+            return found
+    return None
+
+
+def _booking_time(entry: Any, tz: tzinfo) -> tuple[str, str | None]:
+    moment = x.text(entry, "BookgDt", "DtTm")
+    if moment:
+        return iso_time(moment, tz, "BookgDt/DtTm"), moment[:10]
+    day = x.text(entry, "BookgDt", "Dt")
+    if not day:
+        raise RecordRefused("a booked entry without BookgDt")
+    return end_of_day(iso_date(day, "BookgDt/Dt"), tz), day
+
+
+def _settlements(
+    entry: Any, report: Any, message_id: str, where: str, tz: tzinfo, index: PaymentIndex | None
+) -> Iterator[tuple[dict[str, Any], str]]:
+    event_time, booking_date = _booking_time(entry, tz)
+    booking_ref = x.text(entry, "AcctSvcrRef") or x.text(entry, "NtryRef")
+    details = [d for block in x.children(entry, "NtryDtls") for d in x.children(block, "TxDtls")]
+    single = len(details) <= 1
+    entry_charges = _charges(entry, "Ntry") if single else None
+    for k, detail in enumerate(details or [None], start=1):
+        detail_where = where
+        if detail is not None:
+            detail_where = f"{where.split(' ')[0]}/NtryDtls/TxDtls[{k}] (line {detail.sourceline})"
+        amount_node = _amount(detail) if detail is not None else None
+        if amount_node is None and single:
+            amount_node = x.child(entry, "Amt")
+        if amount_node is None:
+            raise RecordRefused("a transaction of a batch booking without its own amount (AmtDtls/TxAmt or Amt)")
+        refs = x.child(detail, "Refs") if detail is not None else None
+        end_to_end = x.text(refs, "EndToEndId")
+        usable = end_to_end if end_to_end and end_to_end.upper() != "NOTPROVIDED" else None
+        detail_ref = x.text(refs, "AcctSvcrRef") or x.text(refs, "TxId")
+        reference = booking_ref or f"{message_id}/{x.text(report, 'Id') or '-'}/{where.split(' ')[0]}"
+        payment_id = usable or stable_id("orphan", reference, detail_ref if len(details) > 1 else None, str(k))
+        charges = (_charges(detail, "TxDtls") if detail is not None else None) or entry_charges
+        creditor = x.text(detail, "RltdPties", "Cdtr", "Nm") or x.text(detail, "RltdPties", "Cdtr", "Pty", "Nm")
+        event = {
+            "type": "psp.settled",
+            "event_id": stable_id("booking", reference, detail_ref or usable or str(k)),
+            "event_time": event_time,
+            "payment_id": clip(payment_id, 128),
+            "amount": money_text(amount_node.text, "Amt"),
+            "currency": amount_node.get("Ccy"),
+            "fee": charges[0] if charges else None,
+            "fee_currency": charges[1] if charges else None,
+            "booking_date": booking_date,
+            "value_date": x.text(entry, "ValDt", "Dt") or x.text(entry, "ValDt", "DtTm"),
+            "bank_reference": clip(booking_ref, 64),
+            "statement_message_id": message_id,
+            "end_to_end_id": end_to_end,
+            "creditor_name": clip(creditor, 140),
+            "orphan": True if usable is None else None,
+            "seen_in_payment_order": (index.get(usable) is not None) if index is not None and usable else None,
+        }
+        yield event, detail_where
