@@ -321,12 +321,14 @@ def _mount_sub_apps() -> None:
     from paysentry.alerts.cli import alerts_app
     from paysentry.analytics.cli import report_app
     from paysentry.connectors.cli import connect_app
+    from paysentry.desk.cli import register_desk_commands
     from rules.cli import rules_app
 
     app.add_typer(rules_app, name="rules", help="Check, test and backtest YAML rules.")
     app.add_typer(alerts_app, name="alerts", help="Route, silence, acknowledge and test alerts.")
     app.add_typer(report_app, name="report", help="Payment KPIs and the payment-strategy report.")
     app.add_typer(connect_app, name="connect", help="Convert bank and ERP files into events; watch a drop folder.")
+    register_desk_commands(app)
     try:
         from stream.cli import register_stream_commands
     except ImportError:  # pragma: no cover - the stream package is optional for the embedded run

@@ -1,5 +1,5 @@
-"""Fixtures of the analytics tests: a small simulated stream (written once per session) and the
-Prometheus fixtures (tests/conftest.py may register those for everyone)."""
+"""Fixtures of the analytics tests: a small simulated stream (written once per session); the Prometheus
+fixtures are registered for everyone in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from paysentry.simulate import SimulationConfig, write_simulation
-from tests.harness.prometheus_fixtures import start_prometheus
 from tests.stream.conftest import simulated, stream_rig
 
-__all__ = ["SimFiles", "sim_files", "simulated", "start_prometheus", "stream_rig"]
+__all__ = ["SimFiles", "sim_files", "simulated", "stream_rig"]
 
 
 @dataclass(frozen=True)
