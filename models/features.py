@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from models.typology_features import typology_features
 from paysentry.contract import Event
 from paysentry.event_time import local_time
 from paysentry.invoices import normalise_invoice
@@ -96,6 +97,7 @@ def compute_features(inputs: FeatureInputs) -> dict[str, Any]:
     f.update(_account_features(inputs, vendor_id))
     f.update(_duplicate_features(inputs, amount))
     f.update(_platform_features(inputs, amount, currency))
+    f.update(typology_features(inputs, amount, currency, amount_base, f.get("vendor_amount_max_30d")))
     creator = inputs.creator
     f["creator_count_24h"] = creator.stats.stat("count", at, DAY) if creator else None
     return f

@@ -60,25 +60,36 @@ def check_signing_key(key: bytes | None) -> bytes:
     return key
 
 
+def sign_body(magic: bytes, body: bytes, key: bytes) -> bytes:
+    """`magic` + HMAC-SHA256 of `body` with `key` + `body`: what every signed model blob looks like."""
+    return magic + hmac.new(check_signing_key(key), body, hashlib.sha256).digest() + body
+
+
+def open_signed(magic: bytes, blob: bytes, key: bytes, what: str = "snapshot", limit: int = MAX_SNAPSHOT_BYTES) -> Any:
+    """The JSON data inside a blob made by `sign_body`; SnapshotRefused if it is too large, of another
+    kind, not signed with `key`, altered, or not JSON. Nothing is parsed before the signature matches."""
+    key = check_signing_key(key)
+    if len(blob) > limit:
+        raise SnapshotRefused(f"{what} of {len(blob)} bytes is larger than {limit}")
+    if not blob.startswith(magic):
+        raise SnapshotRefused(f"not a paysentry model {what} (or one in an older format)")
+    signature, body = blob[len(magic) : len(magic) + _SIGNATURE_BYTES], blob[len(magic) + _SIGNATURE_BYTES :]
+    if not hmac.compare_digest(signature, hmac.new(key, body, hashlib.sha256).digest()):
+        raise SnapshotRefused(f"{what} signature does not match: not written with this signing key, or altered")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotRefused(f"{what} is not valid JSON: {exc}") from None
+
+
 def dump_model(model: CalibratedHalfSpaceTrees, key: bytes) -> bytes:
     body = orjson.dumps({"version": model.version, "learned": model.learned, "saved_at": time.time(),
                          "model": model_state(model)})  # fmt: skip
-    return _MAGIC + hmac.new(check_signing_key(key), body, hashlib.sha256).digest() + body
+    return sign_body(_MAGIC, body, key)
 
 
 def load_model(blob: bytes, key: bytes) -> tuple[CalibratedHalfSpaceTrees, SnapshotInfo]:
-    key = check_signing_key(key)
-    if len(blob) > MAX_SNAPSHOT_BYTES:
-        raise SnapshotRefused(f"snapshot of {len(blob)} bytes is larger than {MAX_SNAPSHOT_BYTES}")
-    if not blob.startswith(_MAGIC):
-        raise SnapshotRefused("not a paysentry model snapshot (or one in an older format)")
-    signature, body = blob[len(_MAGIC) : len(_MAGIC) + _SIGNATURE_BYTES], blob[len(_MAGIC) + _SIGNATURE_BYTES :]
-    if not hmac.compare_digest(signature, hmac.new(key, body, hashlib.sha256).digest()):
-        raise SnapshotRefused("snapshot signature does not match: not written with this signing key, or altered")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotRefused(f"snapshot is not valid JSON: {exc}") from None
+    data = open_signed(_MAGIC, blob, key)
     if not isinstance(data, dict) or set(data) != {"version", "learned", "saved_at", "model"}:
         raise SnapshotRefused("snapshot does not have the fields version, learned, saved_at, model")
     try:

@@ -318,16 +318,20 @@ def simulation_end(config: Any) -> datetime:
 
 
 def _mount_sub_apps() -> None:
+    from models.cli import model_app
     from paysentry.alerts.cli import alerts_app
     from paysentry.analytics.cli import report_app
     from paysentry.connectors.cli import connect_app
     from paysentry.desk.cli import register_desk_commands
+    from paysentry.evaluation_cli import evaluation_app
     from rules.cli import rules_app
 
     app.add_typer(rules_app, name="rules", help="Check, test and backtest YAML rules.")
     app.add_typer(alerts_app, name="alerts", help="Route, silence, acknowledge and test alerts.")
     app.add_typer(report_app, name="report", help="Payment KPIs and the payment-strategy report.")
     app.add_typer(connect_app, name="connect", help="Convert bank and ERP files into events; watch a drop folder.")
+    app.add_typer(model_app, name="model", help="Train, compare, shadow, promote and roll back supervised models.")
+    app.add_typer(evaluation_app)  # top-level `evaluate` and `simulate-card`
     register_desk_commands(app)
     try:
         from stream.cli import register_stream_commands

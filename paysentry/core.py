@@ -22,10 +22,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from models.features import FeatureInputs, compute_features, record_or_event
-from models.scorer import CalibratedHalfSpaceTrees, model_inputs
+from models.label_features import label_features, record_confirmed_fraud
+from models.scorer import CalibratedHalfSpaceTrees
+from models.scoring import NOT_SCORED, PaymentScores, explained_labels, score_payment, scored_event
+from models.serving import ServedModels, served_from_environment
+from models.supervised import OnlineLearner
 from paysentry.contract import Decision, Event, PaymentSummary, RuleHit, action_rank, severity_rank
 from paysentry.event_time import epoch, utc_from_epoch
 from paysentry.invoices import normalise_invoice
@@ -48,7 +52,12 @@ from paysentry.state import (
 from paysentry.windows import HOUR
 
 SEVERITY_WEIGHT = {"info": 0.05, "low": 0.2, "medium": 0.45, "high": 0.7, "critical": 0.9}
-MODEL_WEIGHT = 0.5  # the model alone can lift a payment to at most 0.5: enough to rank, not to block
+MODEL_WEIGHT = 0.5  # the anomaly model alone lifts a payment to at most 0.5: enough to rank, not to block
+# The promoted supervised model counts in full: its score is a probability of fraud, and the same in
+# the stream and in replay, so it may act (rules on model_score) and rank.
+SUPERVISED_WEIGHT = 1.0
+# Engine(models=FROM_ENVIRONMENT): the registry PAYSENTRY_MODEL_REGISTRY names (models.serving)
+FROM_ENVIRONMENT: Literal["environment"] = "environment"
 NEAR_LIMIT_FLOOR = Decimal("0.9")  # a payment from 90 % of the approval limit up counts as near it
 UNMATCHED_GRACE = HOUR  # platform events may arrive before the ERP's; wait this long before flagging
 EXPLAINED_FEATURES = (
@@ -112,13 +121,16 @@ class _Touched:
             (self.store if type(entity).sharded else self.master)[key] = entity
 
 
-def combined_risk(hits: Iterable[RuleHit], model_score: float | None) -> float:
-    """Noisy-OR of rule severities and the model score, so more and stronger evidence ranks higher."""
+def combined_risk(hits: Iterable[RuleHit], model_score: float | None, supervised: float | None = None) -> float:
+    """Noisy-OR of rule severities, the anomaly score (`model_score`) and the promoted supervised
+    model's score, so more and stronger evidence ranks higher."""
     keep = 1.0
     for hit in hits:
         keep *= 1.0 - SEVERITY_WEIGHT[hit.severity]
     if model_score is not None:
         keep *= 1.0 - MODEL_WEIGHT * model_score
+    if supervised is not None:
+        keep *= 1.0 - SUPERVISED_WEIGHT * supervised
     return round(1.0 - keep, 6)
 
 
@@ -137,9 +149,17 @@ class Engine:
         ruleset: RulesetLike | None = None,
         model: CalibratedHalfSpaceTrees | None = None,
         feature_sink: FeatureSink | None = None,
+        *,
+        models: ServedModels | Literal["environment"] | None = FROM_ENVIRONMENT,
+        learner: OnlineLearner | Literal["default"] | None = "default",
     ):
         self.ruleset: RulesetLike = ruleset or EmptyRuleset()
         self.model = model if model is not None else CalibratedHalfSpaceTrees()
+        # The registered models that may act (model_score), chosen by event time; by default those of
+        # the registry in PAYSENTRY_MODEL_REGISTRY, so replay, backtests and workers serve the same.
+        self.models: ServedModels | None = served_from_environment() if isinstance(models, str) else models
+        # The online candidate: learns from verdicts, explains (candidate_score), never acts.
+        self.learner: OnlineLearner | None = OnlineLearner() if isinstance(learner, str) else learner
         # Notebooks and training read the exact features the stream decides on through this hook.
         self.feature_sink = feature_sink
         # redelivered / state_only: events that decide nothing; decided: events that did; timer: timer decisions
@@ -172,12 +192,12 @@ class Engine:
             return None  # a redelivery: already applied and decided
         record.payment_id = event.payment_id
         if event.type == "label.confirmed":
-            record.label, record.typology = event.verdict, event.typology
+            self._apply_label(event, record, touched, at)
             touched.write_back()
             self.counts["state_only"] += 1
             return None
-        decision, model_x = self._decide(event.type, event, record, touched, at)
-        self._apply_payment_event(event, record, touched, decision, model_x)
+        decision, scores = self._decide(event.type, event, record, touched, at)
+        self._apply_payment_event(event, record, touched, decision, scores)
         touched.write_back()
         self.counts["decided"] += 1
         return decision
@@ -240,7 +260,7 @@ class Engine:
     # -- the decision ----------------------------------------------------------------------------
     def _decide(
         self, event_type: str, event: Event | None, record: PaymentRecord, touched: _Touched, at: int
-    ) -> tuple[Decision, dict[str, float] | None]:
+    ) -> tuple[Decision, PaymentScores]:
         # One ruleset for the whole decision, even if a hot reload swaps it meanwhile.
         ruleset: RulesetLike = getattr(self.ruleset, "current", self.ruleset)
         vendor_id = record.vendor_id or (event.vendor_id if event else None)
@@ -262,6 +282,10 @@ class Engine:
         profiles: dict[str, Any] = {"vendor": vendor, "account": account, "creator": creator,
                                     "channel": channel_profile,
                                     "company": touched.get(CompanyProfile, company_code, create=False)}  # fmt: skip
+        features.update(label_features(profiles, at))
+        scores = NOT_SCORED
+        if scored_event(event_type):
+            scores = score_payment(features, at, self.model, self.models, self.learner)
 
         def window(entity: str, stat: str, seconds: int) -> float:
             profile = profiles.get(entity)
@@ -271,13 +295,14 @@ class Engine:
             self.feature_sink(event_type, record.payment_id or "", features)
         ctx = RuleContext(event_type, event, features, window, company)
         hits, shadow = ruleset.evaluate(ctx)
-        model_score = model_x = None
-        if event_type.startswith("payment.") and event_type != "payment.cancelled":
-            model_x = model_inputs(features)
-            model_score = self.model.score_one(model_x)
+        model_score = scores.anomaly  # the decision's model_score field stays the anomaly score
         action: Any = max((h.action for h in hits), key=action_rank, default="allow")
         severity = max((h.severity for h in hits), key=severity_rank, default=None)
         payment = _payment_summary(event, record)
+        shown = {k: _round(features.get(k)) for k in EXPLAINED_FEATURES if features.get(k) is not None}
+        explanation: dict[str, Any] = {"features": shown | explained_labels(features), "payment": payment.to_dict()}
+        if scores is not NOT_SCORED:
+            explanation["models"] = scores.explanation()  # which registered model scored it, and every score
         decision = Decision(
             payment_id=record_or_event(record, event, "payment_id"),
             event_id=event.event_id if event else f"{event_type}:{record_or_event(record, event, 'payment_id')}",
@@ -286,21 +311,30 @@ class Engine:
             vendor_id=vendor_id,
             company_code=company_code,
             action=action,
-            risk_score=combined_risk(hits, model_score),
+            risk_score=combined_risk(hits, model_score, scores.model),
             severity=severity,
             rule_hits=hits,
             shadow_hits=shadow,
             model_score=None if model_score is None else round(model_score, 6),
-            explanation={
-                "features": {k: _round(features.get(k)) for k in EXPLAINED_FEATURES if features.get(k) is not None},
-                "payment": payment.to_dict(),
-            },  # fmt: skip
+            explanation=explanation,
             ruleset_version=ruleset.version,
             model_version=self.model.version,
         )
-        return decision, model_x
+        return decision, scores
 
     # -- state updates ---------------------------------------------------------------------------
+    def _apply_label(self, event: Event, record: PaymentRecord, touched: _Touched, at: int) -> None:
+        """A verdict: counted in the label features from its own event time on (once per payment), and
+        taught to the online learner."""
+        if event.verdict == "fraud" and not record.fraud_counted:
+            record.fraud_counted = True
+            owners = ((VendorProfile, record.vendor_id), (AccountProfile, record.payee_account_hash),
+                      (CompanyProfile, record.company_code), (UserProfile, record.created_by))  # fmt: skip
+            record_confirmed_fraud([touched.get(cls, entity_id) for cls, entity_id in owners], at)
+        record.label, record.typology = event.verdict, event.typology
+        if self.learner is not None and record.payment_id:
+            self.learner.verdict(record.payment_id, event.verdict, at)
+
     def _apply_vendor_event(self, event: Event, touched: _Touched) -> bool:
         """Apply a vendor.* event to the master data; False if it was a redelivery."""
         vendor: VendorMaster = touched.get(VendorMaster, event.vendor_id)
@@ -328,11 +362,11 @@ class Engine:
         record: PaymentRecord,
         touched: _Touched,
         decision: Decision,
-        model_x: dict[str, float] | None,
+        scores: PaymentScores,
     ) -> None:
         at = epoch(event.event_time)
         if event.family == "payment":
-            self._apply_erp_event(event, record, touched, at, decision, model_x)
+            self._apply_erp_event(event, record, touched, at, decision, scores)
         else:
             self._apply_platform_event(event, record, touched, at)
 
@@ -343,7 +377,7 @@ class Engine:
         touched: _Touched,
         at: int,
         decision: Decision,
-        model_x: dict[str, float] | None,
+        scores: PaymentScores,
     ) -> None:
         for name in ("vendor_id", "company_code", "currency", "channel", "created_by",
                      "payee_account_hash", "payee_account_masked"):  # fmt: skip
@@ -374,9 +408,11 @@ class Engine:
             record.released_amount = str(event.amount)
             record.released_currency = event.currency
             self._count_release(event, record, vendor, touched, at)
-            if decision.action == "allow" and model_x is not None:
+            if decision.action == "allow" and scores.anomaly_x is not None:
                 # Learn only from payments the rules let through, so fraud does not become "normal".
-                self.model.learn_one(model_x)
+                self.model.learn_one(scores.anomaly_x)
+            if self.learner is not None and scores.supervised_x is not None and event.payment_id:
+                self.learner.remember(event.payment_id, at, scores.supervised_x)
         if record.status not in ("settled", "failed", "returned") or event.type == "payment.cancelled":
             record.status = event.type.split(".", 1)[1]
 

@@ -92,6 +92,46 @@ FEATURES: dict[str, FeatureSpec] = {
     "channel_failures_1h": _f("number", "failed or returned platform events on the channel, last hour"),
     "channel_events_1h": _f("number", "platform outcomes (settled, failed, returned) on the channel, 1 h"),
     "channel_failure_rate_1h": _f("number", "failures / outcomes on the channel in the last hour"),
+    # Harder cases of the default typologies (models/typology_features.py)
+    "business_hours_configured": _f(
+        "bool", "the company's parameters set business hours that leave part of the week out (not 24/7)"
+    ),
+    "amount_over_vendor_max_30d": _f("number", "amount / the vendor's largest payment in 30 days (sparse vendors)"),
+    "split_prior_count_2bd": _f(
+        "number",
+        "prior payments to the vendor this and the previous business day at 50-100 % of the limit (None"
+        " unless this ERP payment is at 50 % of the limit or more)",
+    ),
+    "split_prior_sum_2bd": _f("number", "their amounts plus this one, in the payment's currency"),
+    "split_prior_max_ratio_2bd": _f("number", "the largest share of the approval limit among them (below 1)"),
+    "paid_to_changed_account": _f("bool", "payee account is the one the vendor's latest bank-detail change set"),
+    "account_first_payment": _f("bool", "the company never released a payment to this vendor at this account"),
+    "payee_outside_currency_area": _f(
+        "bool", "payee account's country does not use the payment's currency as its own (EUR to SG)"
+    ),
 }
+
+# Learnt from verdicts (label.confirmed, counted from the verdict's own event time; models/label_features.py)
+_LABELLED = {
+    "vendor": "payments to the vendor",
+    "account": "payments into the payee account",
+    "company": "payments of the paying company",
+    "creator": "payments the creating user created",
+}
+for _entity, _what in _LABELLED.items():
+    for _days in (7, 30):
+        FEATURES[f"{_entity}_fraud_count_{_days}d"] = _f(
+            "number", f"{_what} confirmed as fraud by a verdict that arrived in the last {_days} days"
+        )
+    FEATURES[f"{_entity}_fraud_rate_30d"] = _f(
+        "number", f"{_entity}_fraud_count_30d / released {_what} in 30 days (None when there were none)"
+    )
+# Model scores (payment events; None when not scored)
+FEATURES["model_score"] = _f(
+    "number", "probability of fraud from the promoted supervised model (None when none is live); replay-stable"
+)
+FEATURES["anomaly_score"] = _f(
+    "number", "Half-Space Trees anomaly score in [0, 1], learnt online by each worker: not replay-stable"
+)
 
 NUMERIC_FEATURES: tuple[str, ...] = tuple(n for n, s in FEATURES.items() if s.kind in ("number", "bool"))

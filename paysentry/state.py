@@ -100,6 +100,7 @@ class ActivityProfile(Entity):
     stats: WindowedStats = field(default_factory=WindowedStats)
     first_seen: int | None = None
     last_seen: int | None = None
+    frauds: WindowedStats = field(default_factory=WindowedStats)  # confirmed frauds, by the verdict's time
 
     def last_active(self) -> int | None:
         return _latest(self.touched_at, self.last_seen, self.first_seen)
@@ -166,6 +167,7 @@ class VendorProfile(Entity):
     accounts: dict[str, int] = field(default_factory=dict)
     stats: WindowedStats = field(default_factory=lambda: WindowedStats(with_histogram=True))
     near_limit: WindowedStats = field(default_factory=WindowedStats)
+    frauds: WindowedStats = field(default_factory=WindowedStats)  # confirmed frauds, by the verdict's time
     # normalised invoice reference -> [amount as text, epoch, payment id]
     invoices: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -194,6 +196,7 @@ class AccountProfile(Entity):
     # vendor id -> first time this account was seen for that vendor
     vendors: dict[str, int] = field(default_factory=dict)
     stats: WindowedStats = field(default_factory=WindowedStats)
+    frauds: WindowedStats = field(default_factory=WindowedStats)  # confirmed frauds, by the verdict's time
 
     def last_active(self) -> int | None:
         return _latest(self.touched_at, self.last_seen, self.first_seen)
@@ -234,6 +237,7 @@ class PaymentRecord(Entity):
     unmatched_flagged: bool = False
     label: str | None = None
     typology: str | None = None
+    fraud_counted: bool = False  # a fraud verdict was counted in the label features (once per payment)
 
     @property
     def erp_known(self) -> bool:
@@ -268,7 +272,7 @@ ENTITY_TYPES: dict[str, type[Entity]] = {
         AccountMaster,
     )
 }
-_STATS_FIELDS = ("stats", "near_limit")
+_STATS_FIELDS = ("stats", "near_limit", "frauds")
 _FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in ENTITY_TYPES.values()}
 
 

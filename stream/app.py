@@ -32,6 +32,7 @@ from stream.delivery import DeliveryGuard
 from stream.faults import NO_FAULTS, FaultHook
 from stream.ingest import NUDGE, IngestStage
 from stream.model_snapshots import register_model_snapshots, snapshot_signing_key
+from stream.model_switch import served_models
 from stream.progress import ProgressClock
 from stream.settings import StreamSettings
 from stream.sinks import OutputReader
@@ -136,7 +137,7 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
         idle_after=settings.idle_seconds, time_window=settings.time_window(),
     )  # fmt: skip
     decide = DecisionStage(
-        engine=engine or Engine(live_rules(settings)), table=state_table,
+        engine=engine or Engine(live_rules(settings), models=served_models(settings)), table=state_table,
         partitions=settings.partitions, partition_of=settings.partition_for_shard,
         alert_action=settings.alert_action, send=send_output, flush=flush,
         read_back=reader.event_ids, checkpoint_events=settings.checkpoint_events,
