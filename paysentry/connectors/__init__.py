@@ -12,4 +12,9 @@ with a YAML column mapping) turned into contract events, and a drop folder that 
     base.py        results, rejections, limits, exact values, the ingest check every event passes
     ledger.py, sinks.py, watch.py   the drop folder: durable ledger, events file / Kafka sinks
     cli.py         `paysentry connect convert` and `paysentry connect watch`
+    synthetic.py   large valid files written as streams (benchmark, memory tests)
+
+Every file is converted as a stream (lxml `iterparse`, a line-by-line CSV reader): events come out one
+record at a time and nothing grows with the file (MT940 excepted: the `mt-940` package reads whole
+statements, held within the file size limit).
 """

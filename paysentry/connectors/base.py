@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import sqlite3
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -38,6 +40,8 @@ class Limits:
     max_xml_elements: int = 10_000_000
     max_field_chars: int = 2048  # the longest ISO 20022 text is 140; CSV cells are held to this as well
     max_csv_columns: int = 200
+    max_record_elements: int = 100_000  # elements held at once: one record (or a header) while streaming
+    max_line_bytes: int = 1024 * 1024  # one CSV line
 
 
 DEFAULT_LIMITS = Limits()
@@ -86,9 +90,10 @@ class Conversion:
     refused: str | None = None  # the reason the whole file was refused
     unlisted: int = 0  # rejections past MAX_REJECTIONS_LISTED, counted only
     limits: Limits = DEFAULT_LIMITS
+    emitted: Counter[str] = field(default_factory=Counter)  # events accepted, by type (streamed or kept)
 
     def _count_record(self) -> None:
-        if len(self.events) + len(self.rejections) + self.unlisted >= self.limits.max_records:
+        if sum(self.emitted.values()) + len(self.rejections) + self.unlisted >= self.limits.max_records:
             raise FileRefused(f"more than {self.limits.max_records} records in one file")
 
     def reject(self, where: str, reason: str) -> None:
@@ -104,23 +109,31 @@ class Conversion:
         self.rejections.append(Rejection(self.source, exc.where, exc.reason))
 
     def add(self, event: dict[str, Any], where: str) -> None:
-        """Keep `event` if the ingest boundary accepts it, else reject it with the boundary's reason."""
+        """Keep `event` (in `events`) if the ingest boundary accepts it, else reject it."""
+        clean = self.accept(event, where)
+        if clean is not None:
+            self.events.append(clean)
+
+    def accept(self, event: dict[str, Any], where: str) -> dict[str, Any] | None:
+        """`event` as it is handed on if the ingest boundary accepts it (counted), else None and a rejection
+        with the boundary's reason. Streaming converters yield what this returns and keep nothing."""
         self._count_record()
         limits = self.limits
         clean = {name: value for name, value in event.items() if value is not None and value != {}}
         too_long = _overlong(clean, limits.max_field_chars)
         if too_long is not None:
             self.reject(where, f"{too_long} is longer than the {limits.max_field_chars} characters allowed")
-            return
+            return None
         try:
             parse_event(clean, account_key=_CHECK_KEY)
         except InvalidEvent as exc:
             self.reject(where, f"not a valid {clean.get('type', 'event')}: {exc.reason}")
-            return
-        self.events.append(clean)
+            return None
+        self.emitted[str(clean["type"])] += 1
+        return clean
 
     def counts(self) -> Counter[str]:
-        return Counter(str(event["type"]) for event in self.events)
+        return Counter(self.emitted)
 
 
 def _overlong(event: dict[str, Any], limit: int) -> str | None:
@@ -217,22 +230,70 @@ class KnownPayment:
 
 class PaymentIndex:
     """Payments seen in payment orders (pain.001), so a status report or a statement that leaves out the
-    amount or names only the original message can still be converted. Held in memory for one `convert`
-    run; the drop folder keeps it in its ledger across files and restarts."""
+    amount or names only the original message can still be converted. Kept in SQLite so a file of any size
+    costs no memory: a temporary database for one `convert` run, the drop folder's ledger across files and
+    restarts (`ledger.LedgerIndex`)."""
 
-    def __init__(self) -> None:
-        self._payments: dict[str, KnownPayment] = {}
+    def __init__(self, db: sqlite3.Connection | None = None) -> None:
+        if db is None:
+            db = sqlite3.connect("")  # "": a private temporary database on disk, deleted when closed
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            db.executescript(PAYMENTS_SCHEMA)
+        self.db = db
 
     def remember(self, payment_id: str, known: KnownPayment) -> None:
-        self._payments[payment_id] = known
+        self.db.execute(
+            "INSERT OR REPLACE INTO payments VALUES (?, ?, ?, ?, ?)",
+            (payment_id, known.amount, known.currency, known.message_id, known.payment_information_id),
+        )
 
     def get(self, payment_id: str) -> KnownPayment | None:
-        return self._payments.get(payment_id)
+        row = self.db.execute(
+            "SELECT amount, currency, message_id, block_id FROM payments WHERE payment_id = ?", (payment_id,)
+        ).fetchone()
+        return KnownPayment(*row) if row else None
 
-    def of_message(self, message_id: str, payment_information_id: str | None = None) -> list[tuple[str, KnownPayment]]:
-        return [
-            (payment_id, known)
-            for payment_id, known in self._payments.items()
-            if known.message_id == message_id
-            and (payment_information_id is None or known.payment_information_id == payment_information_id)
-        ]
+    def of_message(
+        self, message_id: str, payment_information_id: str | None = None
+    ) -> Iterator[tuple[str, KnownPayment]]:
+        query = "SELECT payment_id, amount, currency, message_id, block_id FROM payments WHERE message_id = ?"
+        if payment_information_id is None:
+            rows = self.db.execute(query, (message_id,))
+        else:
+            rows = self.db.execute(query + " AND block_id = ?", (message_id, payment_information_id))
+        for row in rows:
+            yield row[0], KnownPayment(*row[1:])
+
+
+PAYMENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id TEXT PRIMARY KEY, amount TEXT NOT NULL, currency TEXT NOT NULL, message_id TEXT, block_id TEXT);
+CREATE INDEX IF NOT EXISTS payments_by_message ON payments (message_id, block_id);
+"""
+
+
+class SeenKeys:
+    """A set of keys on disk (a temporary SQLite database): 'seen before?' for any number of records at a
+    few MB of memory. `mark()` and `undo()` take back what a file added when that file is refused."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=MEMORY")  # the undo journal of a savepoint
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.db.execute("BEGIN")
+
+    def add(self, key: str) -> bool:
+        """True when `key` is new (and now remembered), False when it was seen before."""
+        return self.db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (key,)).rowcount == 1
+
+    def mark(self) -> None:
+        self.db.execute("SAVEPOINT file")
+
+    def undo(self) -> None:
+        """Forget every key added since `mark()`."""
+        self.db.execute("ROLLBACK TO file")
+
+    def close(self) -> None:
+        self.db.close()

@@ -15,7 +15,7 @@ from the bank's booking reference, so the same booking seen in a camt.054 and ag
 statement is one event, and the second copy is recognised as a redelivery.
 
 sepaxml ships no camt schema: the message is checked structurally, every value bounded before use.
-Credits, pending entries and reversals are counted as skipped.
+Credits, pending entries and reversals are counted as skipped. The file is streamed one entry at a time.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, BinaryIO
 
 from paysentry.connectors import xmlsafe as x
 from paysentry.connectors.base import (
     Conversion,
     FileRefused,
-    Limits,
     PaymentIndex,
     RecordRefused,
     clip,
@@ -43,41 +42,46 @@ from paysentry.connectors.base import (
 ROOTS = {"camt.053": ("BkToCstmrStmt", "Stmt"), "camt.054": ("BkToCstmrDbtCdtNtfctn", "Ntfctn")}
 
 
-def convert(
-    data: bytes, source: str, message: str, *, tz: tzinfo, limits: Limits, index: PaymentIndex | None = None
-) -> Conversion:
-    result = Conversion(source, message, limits=limits)
+def stream(
+    source: BinaryIO, result: Conversion, message: str, *, tz: tzinfo, index: PaymentIndex | None = None
+) -> Iterator[dict[str, Any]]:
+    """The file's settlements, one entry at a time; rejections and skipped entries go to `result`."""
     root_name, report_name = ROOTS[message[:8]]
-    try:
-        tree = x.parse(data, limits)
-        root = x.child(tree.getroot(), root_name)
-        if x.local(tree.getroot()) != "Document" or root is None:
-            raise FileRefused(f"not a {message} message: no Document/{root_name}")
-        message_id = x.text(root, "GrpHdr", "MsgId")
-        if not message_id:
-            raise FileRefused("GrpHdr/MsgId is required", "GrpHdr")
-        for where, entry, report in _entries(root, root_name, report_name):
-            skipped = _not_a_settlement(entry)
-            if skipped:
-                result.skipped[skipped] += 1
-                continue
-            try:
-                events = list(_settlements(entry, report, message_id, where, tz, index))
-            except RecordRefused as exc:
-                result.reject(where, str(exc))
-                continue
-            for event, detail_where in events:
-                result.add(event, detail_where)
-    except FileRefused as exc:
-        result.events.clear()
-        result.refuse(exc)
-    return result
+    message_id: str | None = None
+    report: Any = None
+    reports = position = 0
+    for kind, entry in x.walk(source, result.limits, f"not a {message} message", root_name, "Ntry", report_name):
+        if kind == "end":
+            _message_id(entry, root_name)
+        if kind != "record":
+            continue
+        if x.local(entry.getparent()) != report_name:
+            raise FileRefused(f"Ntry outside a {report_name}", f"line {entry.sourceline}")
+        message_id = message_id or _message_id(entry.getroottree().getroot(), root_name)
+        if entry.getparent() is not report:
+            report, reports, position = entry.getparent(), reports + 1, 0
+        position += 1
+        where = f"/Document/{root_name}/{report_name}[{reports}]/Ntry[{position}] (line {entry.sourceline})"
+        skipped = _not_a_settlement(entry)
+        if skipped:
+            result.skipped[skipped] += 1
+            continue
+        try:
+            events = list(_settlements(entry, report, message_id, where, tz, index))
+        except RecordRefused as exc:
+            result.reject(where, str(exc))
+            continue
+        for event, detail_where in events:
+            accepted = result.accept(event, detail_where)
+            if accepted is not None:
+                yield accepted
 
 
-def _entries(root: Any, root_name: str, report_name: str) -> Iterator[tuple[str, Any, Any]]:
-    for i, report in enumerate(x.children(root, report_name), start=1):
-        for j, entry in enumerate(x.children(report, "Ntry"), start=1):
-            yield f"/Document/{root_name}/{report_name}[{i}]/Ntry[{j}] (line {entry.sourceline})", entry, report
+def _message_id(document: Any, root_name: str) -> str:
+    message_id = x.text(document, root_name, "GrpHdr", "MsgId")
+    if not message_id:
+        raise FileRefused("GrpHdr/MsgId is required", "GrpHdr")
+    return message_id
 
 
 def _not_a_settlement(entry: Any) -> str | None:

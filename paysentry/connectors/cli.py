@@ -11,7 +11,7 @@ import os
 import signal
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import orjson
 import typer
@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from paysentry.connectors.base import Conversion, Limits, PaymentIndex, zone
-from paysentry.connectors.formats import NAMES, Format, FormatError, convert_path, detect, parse_format
+from paysentry.connectors.base import Conversion, Limits, PaymentIndex, SeenKeys, zone
+from paysentry.connectors.formats import NAMES, Format, FormatError, detect, parse_format, stream_path
 from paysentry.connectors.sinks import FileSink, KafkaSink, Sink
 from paysentry.connectors.watch import FileOutcome, FolderBusy, Watcher, WatchOptions
 from paysentry.yamlsource import InvalidSource
@@ -81,30 +81,49 @@ def convert(
     for path in (out, rejected_path):
         if path.is_dir() or any(path.resolve() == f.resolve() for f in files):
             raise _fail(f"{path} is a directory or one of the input files: refusing to overwrite it")
-    index = PaymentIndex()
-    seen: set[tuple[str, str]] = set()
+    index, seen = PaymentIndex(), SeenKeys()
     conversions: list[Conversion] = []
     repeated = 0
     try:
         with out.open("wb") as events, rejected_path.open("wb") as rejects:
             for path in sorted(files, key=lambda p: _rank(p, limits)):
-                conversion = convert_path(path, chosen, tz=timezone, limits=limits, index=index)
+                conversion, repeats = _write_events(path, events, seen, chosen, timezone, limits, index)
                 conversions.append(conversion)
-                for event in conversion.events:
-                    key = (str(event["type"]), str(event["event_id"]))
-                    if key in seen:  # the same booking in a camt.054 and the day's camt.053
-                        repeated += 1
-                        continue
-                    seen.add(key)
-                    events.write(orjson.dumps(event) + b"\n")
+                repeated += repeats
                 for rejection in conversion.rejections:
                     rejects.write(orjson.dumps(rejection.to_dict()) + b"\n")
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        seen.close()
     _print_conversions(conversions, repeated)
     console.print(f"events: {out}   rejected: {rejected_path}")
     if any(c.refused for c in conversions):
         raise typer.Exit(1)
+
+
+def _write_events(
+    path: Path, events: BinaryIO, seen: SeenKeys, chosen: Format, timezone: Any, limits: Limits, index: PaymentIndex
+) -> tuple[Conversion, int]:
+    """Stream one file's events into the events file (each event once across all files). A file refused
+    at its end (a control sum that does not add up, a truncation) is taken back out: the events file is
+    cut back to where the file began, and its events are forgotten, so it holds only whole files."""
+    start = events.tell()
+    seen.mark()
+    repeated = 0
+    conversion, stream = stream_path(path, chosen, tz=timezone, limits=limits, index=index)
+    for event in stream:
+        if not seen.add(f"{event['type']}\x1f{event['event_id']}"):  # a booking in a camt.054 and the camt.053
+            repeated += 1
+            continue
+        events.write(orjson.dumps(event) + b"\n")
+    if conversion.refused is not None:
+        events.seek(start)
+        events.truncate()
+        seen.undo()
+        conversion.emitted.clear()
+        return conversion, 0
+    return conversion, repeated
 
 
 def _print_conversions(conversions: list[Conversion], repeated: int) -> None:
@@ -116,7 +135,8 @@ def _print_conversions(conversions: list[Conversion], repeated: int) -> None:
     for c in conversions:
         by_type.update(c.counts())
         problems.update(_problem(r.reason) for r in c.rejections)
-        files.add_row(escape(Path(c.source).name), escape(c.format), str(len(c.events)), str(len(c.rejections)),
+        converted = sum(c.emitted.values())
+        files.add_row(escape(Path(c.source).name), escape(c.format), str(converted), str(len(c.rejections)),
                       str(sum(c.skipped.values())), escape(c.refused or ""))  # fmt: skip
     console.print(files)
     totals = Table(title="events by type")

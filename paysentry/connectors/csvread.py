@@ -1,10 +1,10 @@
 """CSV exports (payment lists, vendor master) -> contract events, by a column mapping (csvmap.py).
 
-The file is decoded as the mapping says (a UTF-8 byte-order mark is skipped); a byte that is not in that
-encoding refuses the file with its line, since every later row would be read wrong too. The header row
-must hold every mapped column. Each row then becomes one event or one rejection naming its line: amounts
-are read exactly (decimal comma and thousands separator as mapped, no sign), dates and times by the
-mapped formats, times without an offset in the mapped time zone.
+The file is read one line at a time and decoded as the mapping says (a UTF-8 byte-order mark is skipped); a
+byte that is not in that encoding refuses the file with its line, since every later row would be read wrong
+too. The header row must hold every mapped column. Each row then becomes one event or one rejection naming
+its line: amounts are read exactly (decimal comma and thousands separator as mapped, no sign), dates and
+times by the mapped formats, times without an offset in the mapped time zone.
 
 Unless a column is mapped to `event_id`, the id is made from the row's own keys (type and payment id,
 or type, vendor id and time for vendor rows), so the same export converted twice gives the same events.
@@ -12,11 +12,12 @@ or type, vendor id and time for vendor rows), so the same export converted twice
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import re
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from paysentry.connectors.accounts import check_bank_details
 from paysentry.connectors.base import (
@@ -29,6 +30,7 @@ from paysentry.connectors.base import (
     zone,
 )
 from paysentry.connectors.csvmap import CsvMapping, TypeByColumn
+from paysentry.connectors.xmlsafe import BoundedReader
 
 _MONEY = ("amount", "fee")
 _LENGTHS = {"event_id": 128, "payment_id": 128, "company_code": 32, "vendor_id": 64, "vendor_name": 256,
@@ -37,50 +39,63 @@ _LENGTHS = {"event_id": 128, "payment_id": 128, "company_code": 32, "vendor_id":
 _BIC_SHAPE = re.compile(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?")
 
 
-def convert(data: bytes, source: str, mapping: CsvMapping, *, limits: Limits, name: str = "csv") -> Conversion:
-    result = Conversion(source, name, limits=limits)
-    try:
-        rows = _rows(_decode(data, mapping, limits), mapping, limits)
-        header = next(rows, None)
-        if header is None:
-            raise FileRefused("empty file: no header row")
-        positions = _positions(header[1], mapping)
-        for line, cells in rows:
-            where = f"line {line}"
-            if not any(cell.strip() for cell in cells):
-                continue
-            try:
-                event = _event(cells, positions, mapping, limits)
-            except RecordRefused as exc:
-                result.reject(where, str(exc))
-                continue
-            result.add(event, where)
-    except FileRefused as exc:
-        result.events.clear()
-        result.refuse(exc)
-    return result
+def stream(source: BinaryIO, result: Conversion, mapping: CsvMapping) -> Iterator[dict[str, Any]]:
+    """The export's events, one row at a time; rejections go to `result`."""
+    limits = result.limits
+    rows = _rows(_lines(source, mapping, limits), mapping, limits)
+    header = next(rows, None)
+    if header is None:
+        raise FileRefused("empty file: no header row")
+    positions = _positions(header[1], mapping)
+    for line, cells in rows:
+        where = f"line {line}"
+        if not any(cell.strip() for cell in cells):
+            continue
+        try:
+            event = _event(cells, positions, mapping, limits)
+        except RecordRefused as exc:
+            result.reject(where, str(exc))
+            continue
+        accepted = result.accept(event, where)
+        if accepted is not None:
+            yield accepted
 
 
-def _decode(data: bytes, mapping: CsvMapping, limits: Limits) -> str:
-    if len(data) > limits.max_file_bytes:
-        raise FileRefused(f"file is {len(data)} bytes, more than the {limits.max_file_bytes} allowed")
-    if b"\x00" in data:
-        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
-        raise FileRefused(f"binary data (a NUL byte) at line {line}", f"line {line}")
-    encoding = "utf-8-sig" if mapping.encoding == "utf-8" else mapping.encoding
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise FileRefused(
-            f"not {mapping.encoding} text: byte 0x{data[exc.start]:02x} at line {line} (is the encoding right?)",
-            f"line {line}",
-        ) from None
+def _lines(source: BinaryIO, mapping: CsvMapping, limits: Limits) -> Iterator[str]:
+    """The file's lines decoded as the mapping says, read one at a time within the file's limits."""
+    reader = BoundedReader(source, limits.max_file_bytes)
+    decode = codecs.getincrementaldecoder("utf-8-sig" if mapping.encoding == "utf-8" else mapping.encoding)()
+    number = 0
+    while True:
+        raw = _line(reader, limits.max_line_bytes)
+        if not raw:
+            return
+        number += 1
+        if b"\x00" in raw:
+            raise FileRefused(f"binary data (a NUL byte) at line {number}", f"line {number}")
+        try:
+            yield decode.decode(raw, final=not raw.endswith(b"\n"))
+        except UnicodeDecodeError as exc:
+            reason = (
+                f"not {mapping.encoding} text: byte 0x{raw[exc.start]:02x} at line {number} (is the encoding right?)"
+            )
+            raise FileRefused(reason, f"line {number}") from None
 
 
-def _rows(text: str, mapping: CsvMapping, limits: Limits) -> Any:
+def _line(reader: BoundedReader, limit: int) -> bytes:
+    """The next line with its newline ('' at the end), refused past `limit` bytes."""
+    line = reader.raw.readline(limit + 1)
+    reader.count += len(line)
+    if reader.count > reader.limit:
+        raise FileRefused(f"file is larger than allowed: more than the {reader.limit} allowed bytes")
+    if len(line) > limit:
+        raise FileRefused(f"a line longer than the {limit} bytes allowed")
+    return line
+
+
+def _rows(lines: Iterator[str], mapping: CsvMapping, limits: Limits) -> Any:
     """(first line of the row, cells) for every row, the header first."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=mapping.delimiter, quotechar=mapping.quotechar)
+    reader = csv.reader(lines, delimiter=mapping.delimiter, quotechar=mapping.quotechar)
     last = 0
     try:
         for cells in reader:

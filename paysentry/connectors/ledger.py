@@ -111,37 +111,16 @@ class _Transaction:
 
 
 class LedgerIndex(PaymentIndex):
-    """The payments of every pain.001 the folder has seen, kept in the ledger."""
+    """The payments of every pain.001 the folder has seen, kept in the ledger. A `read_only` index looks
+    payments up but remembers nothing (the second, publishing pass over a file already recorded them)."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        super().__init__()
-        self.db = ledger.db
+    def __init__(self, ledger: Ledger, *, read_only: bool = False) -> None:
+        super().__init__(ledger.db)
+        self.read_only = read_only
 
     def remember(self, payment_id: str, known: KnownPayment) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO payments VALUES (?, ?, ?, ?, ?)",
-            (payment_id, known.amount, known.currency, known.message_id, known.payment_information_id),
-        )
-
-    def get(self, payment_id: str) -> KnownPayment | None:
-        row = self.db.execute(
-            "SELECT amount, currency, message_id, block_id FROM payments WHERE payment_id = ?", (payment_id,)
-        ).fetchone()
-        return KnownPayment(*row) if row else None
-
-    def of_message(self, message_id: str, payment_information_id: str | None = None) -> list[tuple[str, KnownPayment]]:
-        if payment_information_id is None:
-            rows = self.db.execute(
-                "SELECT payment_id, amount, currency, message_id, block_id FROM payments WHERE message_id = ?",
-                (message_id,),
-            )
-        else:
-            rows = self.db.execute(
-                "SELECT payment_id, amount, currency, message_id, block_id FROM payments"
-                " WHERE message_id = ? AND block_id = ?",
-                (message_id, payment_information_id),
-            )
-        return [(row[0], KnownPayment(*row[1:])) for row in rows.fetchall()]
+        if not self.read_only:
+            super().remember(payment_id, known)
 
 
 def _now() -> str:

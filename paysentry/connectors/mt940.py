@@ -13,15 +13,15 @@ date, read as the end of that day.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, tzinfo
-from typing import Any
+from typing import Any, BinaryIO
 
 import mt940
 
 from paysentry.connectors.base import (
     Conversion,
     FileRefused,
-    Limits,
     PaymentIndex,
     RecordRefused,
     clip,
@@ -29,6 +29,7 @@ from paysentry.connectors.base import (
     money_text,
     stable_id,
 )
+from paysentry.connectors.xmlsafe import BoundedReader
 
 _NO_REFERENCE = {"", "NONREF", "NOTPROVIDED"}
 _TAG = re.compile(r"^:(20|25|28C?|60[FM]|61|62[FM]):", re.MULTILINE)
@@ -45,41 +46,38 @@ def _keep_customer_reference(transactions: Any, tag: Any, tag_dict: Any, result:
     return result
 
 
-def convert(
-    data: bytes, source: str, message: str, *, tz: tzinfo, limits: Limits, index: PaymentIndex | None = None
-) -> Conversion:
-    result = Conversion(source, "mt940", limits=limits)
+def stream(
+    source: BinaryIO, result: Conversion, message: str, *, tz: tzinfo, index: PaymentIndex | None = None
+) -> Iterator[dict[str, Any]]:
+    """The statement's settlements. The `mt-940` package reads a whole text, so an MT940 file is held in
+    memory (bounded by the file size limit; statements are small next to payment orders)."""
+    data = BoundedReader(source, result.limits.max_file_bytes).read()
+    if b"\x00" in data:
+        raise FileRefused("binary data (NUL bytes) in a text statement")
+    text = data.decode("utf-8") if _is_utf8(data) else data.decode("latin-1")
+    if not looks_like_mt940(text):
+        raise FileRefused("no MT940 statement tags (:20:, :25:, :61:) found")
+    parsed = mt940.models.Transactions(processors={"post_statement": [_keep_customer_reference]})
     try:
-        if len(data) > limits.max_file_bytes:
-            raise FileRefused(f"file is {len(data)} bytes, more than the {limits.max_file_bytes} allowed")
-        if b"\x00" in data:
-            raise FileRefused("binary data (NUL bytes) in a text statement")
-        text = data.decode("utf-8") if _is_utf8(data) else data.decode("latin-1")
-        if not looks_like_mt940(text):
-            raise FileRefused("no MT940 statement tags (:20:, :25:, :61:) found")
-        parsed = mt940.models.Transactions(processors={"post_statement": [_keep_customer_reference]})
+        parsed.parse(text)
+    except Exception as exc:  # the package raises many kinds on malformed input
+        raise FileRefused(f"not a readable MT940 statement: {type(exc).__name__}: {str(exc)[:200]}") from None
+    statement_ref = str(parsed.data.get("transaction_reference") or "")
+    for position, transaction in enumerate(parsed, start=1):
+        where = f"statement {statement_ref or '-'}, :61: line {position}"
+        details = transaction.data
+        status = str(details.get("status") or "")
+        if status not in ("D", "RC"):
+            result.skipped["credit lines"] += 1
+            continue
         try:
-            parsed.parse(text)
-        except Exception as exc:  # the package raises many kinds on malformed input
-            raise FileRefused(f"not a readable MT940 statement: {type(exc).__name__}: {str(exc)[:200]}") from None
-        statement_ref = str(parsed.data.get("transaction_reference") or "")
-        for position, transaction in enumerate(parsed, start=1):
-            where = f"statement {statement_ref or '-'}, :61: line {position}"
-            details = transaction.data
-            status = str(details.get("status") or "")
-            if status not in ("D", "RC"):
-                result.skipped["credit lines"] += 1
-                continue
-            try:
-                event = _event(details, statement_ref, position, tz, index)
-            except RecordRefused as exc:
-                result.reject(where, str(exc))
-                continue
-            result.add(event, where)
-    except FileRefused as exc:
-        result.events.clear()
-        result.refuse(exc)
-    return result
+            event = _event(details, statement_ref, position, tz, index)
+        except RecordRefused as exc:
+            result.reject(where, str(exc))
+            continue
+        accepted = result.accept(event, where)
+        if accepted is not None:
+            yield accepted
 
 
 def _is_utf8(data: bytes) -> bool:

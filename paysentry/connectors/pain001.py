@@ -14,18 +14,24 @@ The ERP's payment run hands this file to the bank: each `CdtTrfTxInf` is a payme
 - kept as extra fields: `message_id`, `payment_information_id`, `instruction_id`, `end_to_end_id`,
   `debtor_name`, `debtor_account_masked`, `remittance_info` and `payee_check` (paysentry.connectors.accounts).
 
-The file is checked against the official schema of its version; an error inside a transaction rejects
-that transaction, an error in a payment-information block's header rejects its transactions, and any
-other error (or a transaction count / control sum that does not add up) refuses the file.
+The file is streamed one transaction at a time and checked against the official schema of its version
+as it goes; an error inside a transaction rejects that transaction, an error in a payment-information
+block's header rejects its transactions, and any other error (or a transaction count / control sum that
+does not add up, found at the end of the file) refuses the file. A refused file's events are void, also
+those already handed on: `convert` takes them back out of its events file, the drop folder checks a
+whole file before it publishes any of it.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, BinaryIO
+
+from lxml import etree
 
 from paysentry.connectors import xmlsafe as x
 from paysentry.connectors.accounts import check_bank_details
@@ -33,9 +39,9 @@ from paysentry.connectors.base import (
     Conversion,
     FileRefused,
     KnownPayment,
-    Limits,
     PaymentIndex,
     RecordRefused,
+    SeenKeys,
     clip,
     iso_date,
     iso_time,
@@ -46,65 +52,142 @@ from paysentry.redaction import mask_account, normalise_account
 
 ROOT = "CstmrCdtTrfInitn"
 NOT_PROVIDED = "NOTPROVIDED"
+_BLOCK_HEADER = ("PmtInfId", "PmtMtd", "BtchBookg", "NbOfTxs", "CtrlSum", "PmtTpInf", "ReqdExctnDt", "PoolgAdjstmntDt",
+                 "Dbtr", "DbtrAcct", "DbtrAgt", "DbtrAgtAcct", "InstrForDbtrAgt", "UltmtDbtr", "ChrgBr", "ChrgsAcct",
+                 "ChrgsAcctAgt")  # fmt: skip
 
 
-def convert(
-    data: bytes, source: str, message: str, *, tz: tzinfo, limits: Limits, index: PaymentIndex | None = None
-) -> Conversion:
-    result = Conversion(source, message, limits=limits)
+def stream(
+    source: BinaryIO, result: Conversion, message: str, *, tz: tzinfo, index: PaymentIndex | None = None
+) -> Iterator[dict[str, Any]]:
+    """The file's events, one transaction at a time; rejections go to `result`. Raises FileRefused, also
+    at the very end (NbOfTxs / CtrlSum): events already yielded then belong to a refused file."""
+    schema = x.shipped_schema(message)
+    validator = _Validator(schema) if schema is not None else None
+    header: _Header | None = None
+    block: _Block | None = None
+    blocks = position = 0
+    seen = SeenKeys()
+    totals = _Totals()
     try:
-        tree = x.parse(data, limits)
-        root = x.child(tree.getroot(), ROOT)
-        if x.local(tree.getroot()) != "Document" or root is None:
-            raise FileRefused(f"not a {message} message: no Document/{ROOT}")
-        bad = _schema_problems(tree, message)
-        header = x.child(root, "GrpHdr")
-        message_id = x.text(header, "MsgId")
-        created = x.text(header, "CreDtTm")
+        for kind, element in x.walk(source, result.limits, f"not a {message} message", ROOT, "CdtTrfTxInf", "PmtInf"):
+            if kind == "end":
+                header = header or _Header.read(element, tz)
+                _check_leftovers(x.child(element, ROOT), ("GrpHdr", "SplmtryData"))
+                totals.check(header)
+                return
+            if kind == "block":
+                _check_leftovers(element, _BLOCK_HEADER)
+                continue
+            if x.local(element.getparent()) != "PmtInf":
+                raise FileRefused("CdtTrfTxInf outside a PmtInf block", f"line {element.sourceline}")
+            if block is None or block.element is not element.getparent():
+                blocks, position = blocks + 1, 0
+                block = _Block.read(element.getparent())
+            problems = validator.problems(element, block.element) if validator is not None else None
+            header = header or _Header.read(element.getroottree().getroot(), tz)
+            position += 1
+            where = f"/Document/{ROOT}/PmtInf[{blocks}]/CdtTrfTxInf[{position}] (line {element.sourceline})"
+            totals.add(element)
+            event = _convert_one(element, block, header, where, problems, result, seen)
+            if event is not None:
+                if index is not None:
+                    index.remember(event["payment_id"], KnownPayment(event["amount"], event["currency"],
+                                   header.message_id, event.get("payment_information_id")))  # fmt: skip
+                yield event
+    finally:
+        seen.close()
+
+
+@dataclass(frozen=True)
+class _Header:
+    message_id: str
+    event_time: str
+    declared_count: str | None
+    control_sum: str | None
+
+    @classmethod
+    def read(cls, document: Any, tz: tzinfo) -> _Header:
+        group = x.child(document, ROOT, "GrpHdr")
+        message_id = x.text(group, "MsgId")
+        created = x.text(group, "CreDtTm")
         if not message_id or not created:
             raise FileRefused("GrpHdr/MsgId and GrpHdr/CreDtTm are required", "GrpHdr")
-        event_time = _header_time(created, tz)
-        _check_totals(root, header)
-        seen: set[str] = set()
-        for where, record, block in _transactions(root):
-            problems = bad and (bad.get(record) or bad.get(block.element))
-            try:
-                if problems:
-                    raise RecordRefused("schema: " + "; ".join(problems[:3]))
-                event = _event(record, block, message_id, event_time, where)
-                if event["payment_id"] in seen:
-                    raise RecordRefused(f"EndToEndId {event['payment_id']!r} appears twice in this message")
-                seen.add(event["payment_id"])
-            except RecordRefused as exc:
-                result.reject(where, str(exc))
-                continue
-            before = len(result.events)
-            result.add(event, where)
-            if index is not None and len(result.events) > before:
-                index.remember(event["payment_id"], KnownPayment(event["amount"], event["currency"], message_id,
-                                                                 event.get("payment_information_id")))  # fmt: skip
-    except FileRefused as exc:
-        result.events.clear()
-        result.refuse(exc)
-    return result
+        return cls(message_id, _header_time(created, tz), x.text(group, "NbOfTxs"), x.text(group, "CtrlSum"))
 
 
-def _schema_problems(tree: Any, message: str) -> dict[Any, list[str]]:
-    """Schema errors by the transaction (or payment-information block) element they fall in; an error
-    anywhere else refuses the file. Without a shipped schema, the converter's own checks stand. (The keys
-    keep their lxml proxies alive, so walking the tree later meets these very objects.)"""
-    schema = x.shipped_schema(message)
-    if schema is None:
-        return {}
-    bad: dict[Any, list[str]] = {}
-    for element, line, text in x.schema_errors(tree, schema):
-        record = x.enclosing(element, "CdtTrfTxInf") if element is not None else None
-        block = x.enclosing(element, "PmtInf") if element is not None else None
-        target = record if record is not None else block
-        if target is None:
-            raise FileRefused(f"schema: {text}", f"line {line}")
-        bad.setdefault(target, []).append(f"line {line}: {text}")
-    return bad
+def _convert_one(
+    record: Any, block: _Block, header: _Header, where: str, problems: list[str] | None, result: Conversion,
+    seen: SeenKeys,
+) -> dict[str, Any] | None:  # fmt: skip
+    try:
+        if problems:
+            raise RecordRefused("schema: " + "; ".join(problems[:3]))
+        event = _event(record, block, header.message_id, header.event_time, where)
+        if not seen.add(event["payment_id"]):
+            raise RecordRefused(f"EndToEndId {event['payment_id']!r} appears twice in this message")
+    except RecordRefused as exc:
+        result.reject(where, str(exc))
+        return None
+    return result.accept(event, where)
+
+
+class _Validator:
+    """Checks one transaction at a time against the official schema, in a small document of copies (the
+    group header, the block's header, the transaction): the parser reads ahead of the record it reports,
+    so the tree it builds is not what this record alone looks like. Copies keep their lines. An error in
+    the transaction or its block's header rejects the transaction; one elsewhere refuses the file."""
+
+    def __init__(self, schema: etree.XMLSchema) -> None:
+        self.schema = schema
+        self.block: Any = None
+        self.holder: Any = None  # the PmtInf copy a transaction is put in to be checked
+        self.document: Any = None
+        self.errors = 0  # schema errors of the file so far: past x.SCHEMA_ERRORS_KEPT the file is not usable
+        self.first = ""
+
+    def problems(self, record: Any, block: Any) -> list[str]:
+        if block is not self.block:
+            self._frame(record.getroottree().getroot(), block)
+        probe = copy.deepcopy(record)
+        self.holder.append(probe)
+        try:
+            problems = []
+            for element, line, text in x.schema_errors(etree.ElementTree(self.document), self.schema):
+                if element is None or x.enclosing(element, "PmtInf") is None:
+                    raise FileRefused(f"schema: {text}", f"line {line}")
+                self.errors += 1
+                self.first = self.first or f"{text} (line {line})"
+                if self.errors > x.SCHEMA_ERRORS_KEPT:
+                    raise FileRefused(f"more than {x.SCHEMA_ERRORS_KEPT} schema errors; the first: {self.first}")
+                problems.append(f"line {line}: {text}")
+            return problems
+        finally:
+            self.holder.remove(probe)
+
+    def _frame(self, source: Any, block: Any) -> None:
+        self.block = block
+        self.document = etree.Element(source.tag, nsmap=source.nsmap)
+        initiation = x.child(source, ROOT)
+        frame = etree.SubElement(self.document, initiation.tag)
+        _copy_until(initiation, frame, "PmtInf")
+        self.holder = etree.SubElement(frame, block.tag)
+        _copy_until(block, self.holder, "CdtTrfTxInf")
+
+
+def _copy_until(source: Any, target: Any, stop: str) -> None:
+    for node in source:
+        if x.local(node) == stop:
+            return
+        target.append(copy.deepcopy(node))
+
+
+def _check_leftovers(element: Any, allowed: tuple[str, ...]) -> None:
+    """Converted records are removed from the tree as the file streams: what is left in a finished block
+    (or message) must be its header; anything else is out of place, as the schema says."""
+    for node in element:
+        if x.local(node) not in allowed:
+            raise FileRefused(f"schema: element '{x.local(node)}' is not expected here", f"line {node.sourceline}")
 
 
 def _header_time(created: str, tz: tzinfo) -> str:
@@ -114,24 +197,35 @@ def _header_time(created: str, tz: tzinfo) -> str:
         raise FileRefused(str(exc), "GrpHdr/CreDtTm") from None
 
 
-def _check_totals(root: Any, header: Any) -> None:
-    """NbOfTxs and CtrlSum must add up: a file that does not is cut short or altered, as a bank sees it."""
-    amounts: list[str] = []
-    for block in x.children(root, "PmtInf"):
-        for record in x.children(block, "CdtTrfTxInf"):
-            amounts.append(x.text(record, "Amt", "InstdAmt") or x.text(record, "Amt", "EqvtAmt", "Amt") or "0")
-    declared = x.text(header, "NbOfTxs")
-    if declared is not None and declared != str(len(amounts)):
-        raise FileRefused(f"GrpHdr/NbOfTxs says {declared} transactions, the file holds {len(amounts)}", "GrpHdr")
-    control = x.text(header, "CtrlSum")
-    if control is not None:
+class _Totals:
+    """NbOfTxs and CtrlSum must add up: a file that does not is cut short or altered, as a bank sees it.
+    Counted while streaming (every transaction, converted or not) and checked at the end of the file."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = Decimal(0)
+        self.unreadable = False
+
+    def add(self, record: Any) -> None:
+        self.count += 1
+        amount = x.text(record, "Amt", "InstdAmt") or x.text(record, "Amt", "EqvtAmt", "Amt") or "0"
         try:
-            total = sum((Decimal(a) for a in amounts), Decimal(0))
-            matches = total == Decimal(control)
+            self.total += Decimal(amount)
         except ArithmeticError:
-            matches = False
-        if not matches:
-            raise FileRefused(f"GrpHdr/CtrlSum {control} is not the sum of the transactions' amounts", "GrpHdr")
+            self.unreadable = True
+
+    def check(self, header: _Header) -> None:
+        declared = header.declared_count
+        if declared is not None and declared != str(self.count):
+            raise FileRefused(f"GrpHdr/NbOfTxs says {declared} transactions, the file holds {self.count}", "GrpHdr")
+        control = header.control_sum
+        if control is not None:
+            try:
+                matches = not self.unreadable and self.total == Decimal(control)
+            except ArithmeticError:
+                matches = False
+            if not matches:
+                raise FileRefused(f"GrpHdr/CtrlSum {control} is not the sum of the transactions' amounts", "GrpHdr")
 
 
 @dataclass(frozen=True)
@@ -165,13 +259,6 @@ class _Block:
             execution=(x.text(execution, "Dt") or x.text(execution)) if execution is not None else None,
             service=x.text(header.get("PmtTpInf"), "SvcLvl", "Cd") if "PmtTpInf" in header else None,
         )
-
-
-def _transactions(root: Any) -> Iterator[tuple[str, Any, _Block]]:
-    for i, element in enumerate(x.children(root, "PmtInf"), start=1):
-        block = _Block.read(element)
-        for j, record in enumerate(x.children(element, "CdtTrfTxInf"), start=1):
-            yield f"/Document/{ROOT}/PmtInf[{i}]/CdtTrfTxInf[{j}] (line {record.sourceline})", record, block
 
 
 def _party_id(party: Any) -> str | None:

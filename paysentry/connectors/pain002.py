@@ -7,7 +7,7 @@ and pending ones (`PDNG`, `RCVD`) no event. `status_reason` carries the status, 
 its meaning and the bank's additional text. The amount is the original transaction's (`OrgnlTxRef/Amt`);
 a report that leaves it out takes it from the pain.001 seen before (`PaymentIndex`), and so does a report
 that gives only a group or payment-information status: it applies to every payment of that original
-message. `event_time` is the report's creation time.
+message. `event_time` is the report's creation time. The report is streamed one transaction at a time.
 
 sepaxml ships no pain.002 schema: the message is checked structurally here (root, header, a status and a
 reference per transaction), and every value is bounded before it is used.
@@ -15,16 +15,15 @@ reference per transaction), and every value is bounded before it is used.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import tzinfo
-from typing import Any
+from typing import Any, BinaryIO
 
 from paysentry.connectors import xmlsafe as x
 from paysentry.connectors.base import (
     Conversion,
     FileRefused,
     KnownPayment,
-    Limits,
     PaymentIndex,
     RecordRefused,
     clip,
@@ -37,42 +36,110 @@ from paysentry.connectors.reasons import ACCEPTED, PENDING, REJECTED, STATUS_MEA
 ROOT = "CstmrPmtStsRpt"
 
 
-def convert(
-    data: bytes, source: str, message: str, *, tz: tzinfo, limits: Limits, index: PaymentIndex | None = None
-) -> Conversion:
-    result = Conversion(source, message, limits=limits)
-    index = index if index is not None else PaymentIndex()
-    try:
-        tree = x.parse(data, limits)
-        root = x.child(tree.getroot(), ROOT)
-        if x.local(tree.getroot()) != "Document" or root is None:
-            raise FileRefused(f"not a {message} message: no Document/{ROOT}")
-        report_id = x.text(root, "GrpHdr", "MsgId")
-        created = x.text(root, "GrpHdr", "CreDtTm")
-        if not report_id or not created:
-            raise FileRefused("GrpHdr/MsgId and GrpHdr/CreDtTm are required", "GrpHdr")
-        try:
-            event_time = iso_time(created, tz, "GrpHdr/CreDtTm")
-        except RecordRefused as exc:
-            raise FileRefused(str(exc), "GrpHdr/CreDtTm") from None
-        group = x.child(root, "OrgnlGrpInfAndSts")
-        original_message = x.text(group, "OrgnlMsgId")
-        if group is None or not original_message:
-            raise FileRefused("OrgnlGrpInfAndSts/OrgnlMsgId is required", "OrgnlGrpInfAndSts")
-        for where, status, reason, payment_id, known, extra in _statuses(root, group, original_message, index):
+def stream(
+    source: BinaryIO, result: Conversion, message: str, *, tz: tzinfo, index: PaymentIndex | None = None
+) -> Iterator[dict[str, Any]]:
+    """The report's events, one transaction status at a time; rejections and skipped go to `result`."""
+    report = _Report(index if index is not None else PaymentIndex())
+    for kind, element in x.walk(source, result.limits, f"not a {message} message", ROOT, "TxInfAndSts",
+                                "OrgnlPmtInfAndSts"):  # fmt: skip
+        if kind == "end":
+            statuses = report.at_end(element, tz)
+        elif x.local(element.getparent()) != ("OrgnlPmtInfAndSts" if kind == "record" else ROOT):
+            raise FileRefused(f"{x.local(element)} out of place", f"line {element.sourceline}")
+        elif kind == "record":
+            statuses = report.record(element, tz)
+        else:
+            statuses = report.block_end(element, tz)
+        for where, status, reason, payment_id, known, extra in statuses:
             try:
-                event = _event(report_id, event_time, original_message, status, reason, payment_id, known, extra)
+                assert report.header is not None
+                event = _event(*report.header, status, reason, payment_id, known, extra)
             except RecordRefused as exc:
                 result.reject(where, str(exc))
                 continue
             if event is None:
                 result.skipped[f"status {status} (no event)"] += 1
                 continue
-            result.add(event, where)
-    except FileRefused as exc:
-        result.events.clear()
-        result.refuse(exc)
-    return result
+            accepted = result.accept(event, where)
+            if accepted is not None:
+                yield accepted
+
+
+class _Report:
+    """What the report says above its transactions (read once), and where the stream stands in it."""
+
+    def __init__(self, index: PaymentIndex) -> None:
+        self.index = index
+        self.header: tuple[str, str, str] | None = None  # report id, event time, original message id
+        self.group: Any = None
+        self.blocks = 0
+        self.block: Any = None
+        self.records = 0
+
+    def _read_header(self, document: Any, tz: tzinfo) -> tuple[str, str, str]:
+        if self.header is None:
+            root = x.child(document, ROOT)
+            report_id = x.text(root, "GrpHdr", "MsgId")
+            created = x.text(root, "GrpHdr", "CreDtTm")
+            if not report_id or not created:
+                raise FileRefused("GrpHdr/MsgId and GrpHdr/CreDtTm are required", "GrpHdr")
+            try:
+                event_time = iso_time(created, tz, "GrpHdr/CreDtTm")
+            except RecordRefused as exc:
+                raise FileRefused(str(exc), "GrpHdr/CreDtTm") from None
+            self.group = x.child(root, "OrgnlGrpInfAndSts")
+            original_message = x.text(self.group, "OrgnlMsgId")
+            if self.group is None or not original_message:
+                raise FileRefused("OrgnlGrpInfAndSts/OrgnlMsgId is required", "OrgnlGrpInfAndSts")
+            self.header = (report_id, event_time, original_message)
+        return self.header
+
+    def _block_status(self, block: Any) -> tuple[str | None, tuple[str | None, str | None]]:
+        group_status = x.text(self.group, "GrpSts")
+        status = x.text(block, "PmtInfSts") or group_status
+        reason = _reason(block) if x.child(block, "StsRsnInf") is not None else _reason(self.group)
+        return status, reason
+
+    def _enter(self, block: Any) -> None:
+        if block is not self.block:
+            self.block, self.blocks, self.records = block, self.blocks + 1, 0
+
+    def record(self, record: Any, tz: tzinfo) -> Iterator[Status]:
+        self._read_header(record.getroottree().getroot(), tz)
+        block = record.getparent()
+        self._enter(block)
+        self.records += 1
+        block_status, block_reason = self._block_status(block)
+        where = (
+            f"/Document/{ROOT}/OrgnlPmtInfAndSts[{self.blocks}]/TxInfAndSts[{self.records}] (line {record.sourceline})"
+        )
+        status = x.text(record, "TxSts") or block_status
+        reason = _reason(record) if x.child(record, "StsRsnInf") is not None else block_reason
+        end_to_end = x.text(record, "OrgnlEndToEndId")
+        payment_id = end_to_end if end_to_end and end_to_end.upper() != "NOTPROVIDED" else None
+        payment_id = payment_id or x.text(record, "OrgnlInstrId")
+        known = _original_amount(record) or (self.index.get(payment_id) if payment_id else None)
+        extra = {"payment_information_id": x.text(block, "OrgnlPmtInfId"), "status_id": x.text(record, "StsId")}
+        yield where, status, reason, payment_id, known, extra
+
+    def block_end(self, block: Any, tz: tzinfo) -> Iterator[Status]:
+        """A block without transactions whose status stands for all of its payments seen in a pain.001."""
+        _, _, original = self._read_header(block.getroottree().getroot(), tz)
+        self._enter(block)
+        status, reason = self._block_status(block)
+        if self.records == 0 and status:
+            where = f"/Document/{ROOT}/OrgnlPmtInfAndSts[{self.blocks}] (line {block.sourceline})"
+            payments = self.index.of_message(original, x.text(block, "OrgnlPmtInfId"))
+            yield from _expanded(where, status, reason, payments, original)
+
+    def at_end(self, document: Any, tz: tzinfo) -> Iterator[Status]:
+        """A report without blocks whose group status stands for every payment of the original message."""
+        _, _, original = self._read_header(document, tz)
+        group_status = x.text(self.group, "GrpSts")
+        if self.blocks == 0 and group_status:
+            yield from _expanded(f"/Document/{ROOT}/OrgnlGrpInfAndSts", group_status, _reason(self.group),
+                                 self.index.of_message(original), original)  # fmt: skip
 
 
 def _reason(node: Any) -> tuple[str | None, str | None]:
@@ -88,42 +155,15 @@ def _reason(node: Any) -> tuple[str | None, str | None]:
 Status = tuple[str, str | None, tuple[str | None, str | None], str | None, KnownPayment | None, dict[str, Any]]
 
 
-def _statuses(root: Any, group: Any, original_message: str, index: PaymentIndex) -> Iterator[Status]:
-    """(where, status, reason, payment id, what is known of it, extras) for every payment reported on."""
-    group_status = x.text(group, "GrpSts")
-    group_reason = _reason(group)
-    blocks = list(x.children(root, "OrgnlPmtInfAndSts"))
-    if not blocks and group_status:
-        yield from _expanded(f"/Document/{ROOT}/OrgnlGrpInfAndSts", group_status, group_reason,
-                             index.of_message(original_message), original_message)  # fmt: skip
-    for i, block in enumerate(blocks, start=1):
-        block_id = x.text(block, "OrgnlPmtInfId")
-        block_status = x.text(block, "PmtInfSts") or group_status
-        block_reason = _reason(block) if x.child(block, "StsRsnInf") is not None else group_reason
-        records = list(x.children(block, "TxInfAndSts"))
-        base = f"/Document/{ROOT}/OrgnlPmtInfAndSts[{i}]"
-        if not records and block_status:
-            yield from _expanded(f"{base} (line {block.sourceline})", block_status, block_reason,
-                                 index.of_message(original_message, block_id), original_message)  # fmt: skip
-        for j, record in enumerate(records, start=1):
-            where = f"{base}/TxInfAndSts[{j}] (line {record.sourceline})"
-            status = x.text(record, "TxSts") or block_status
-            reason = _reason(record) if x.child(record, "StsRsnInf") is not None else block_reason
-            end_to_end = x.text(record, "OrgnlEndToEndId")
-            payment_id = end_to_end if end_to_end and end_to_end.upper() != "NOTPROVIDED" else None
-            payment_id = payment_id or x.text(record, "OrgnlInstrId")
-            known = _original_amount(record) or (index.get(payment_id) if payment_id else None)
-            extra = {"payment_information_id": block_id, "status_id": x.text(record, "StsId")}
-            yield where, status, reason, payment_id, known, extra
-
-
-def _expanded(where: str, status: str, reason: Any, payments: list[tuple[str, KnownPayment]], original: str) -> Any:
+def _expanded(where: str, status: str, reason: Any, payments: Iterable[tuple[str, KnownPayment]], original: str) -> Any:
     """A status given for a whole message or block: one record per payment of it seen in a pain.001."""
-    if not payments:
+    found = False
+    for payment_id, known in payments:
+        found = True
+        yield where, status, reason, payment_id, known, {"payment_information_id": known.payment_information_id}
+    if not found:
         yield (where, status, reason, None, None,
                {"unresolved": f"a status for all of message {original} that was not seen as a pain.001"})  # fmt: skip
-    for payment_id, known in payments:
-        yield where, status, reason, payment_id, known, {"payment_information_id": known.payment_information_id}
 
 
 def _original_amount(record: Any) -> KnownPayment | None:

@@ -3,8 +3,10 @@ converted, published, and moved out of the way.
 
 For each file that is complete (not a dot file or a `.part`/`.tmp` upload, unchanged for `settle`
 seconds): its SHA-256 is looked up in the ledger; content already published is moved to `done/` and
-publishes nothing. Otherwise the file is converted, its new events published in batches (each batch
-recorded in the ledger once the sink has acknowledged it), then the file goes to `done/` with its
+publishes nothing. Otherwise the file is streamed twice, at the memory of one record whatever its size:
+a first pass checks all of it (a control sum or a truncation shows only at the end; a refused file
+publishes nothing), a second converts it again and publishes its new events in batches as they come
+(each batch recorded in the ledger once the sink has acknowledged it), then the file goes to `done/` with its
 rejected records beside it (`NAME.rejected`, JSON Lines). A file that cannot be converted at all goes to
 `failed/` with a `NAME.reason` file saying why. A restart in the middle of a file asks the sink what it
 already holds past the last recorded position, so nothing is published twice and nothing is lost.
@@ -17,18 +19,19 @@ import fcntl
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
-from paysentry.connectors.base import Limits, safe_reason
-from paysentry.connectors.formats import Format, convert_bytes, read_bounded
+from paysentry.connectors.base import Conversion, Limits, safe_reason
+from paysentry.connectors.formats import Format, stream_path
 from paysentry.connectors.ledger import EventKey, Ledger, LedgerIndex
 from paysentry.connectors.sinks import Sink
+from paysentry.connectors.xmlsafe import BoundedReader
 
 STATE_DIR = ".paysentry"
 _UPLOADING = (".part", ".tmp", ".filepart", ".crdownload", ".partial")
@@ -36,6 +39,7 @@ _UPLOADING = (".part", ".tmp", ".filepart", ".crdownload", ".partial")
 _ORDER = {"pain.001": 0, "pain.002": 1, "camt.054": 2, "camt.053": 3}
 
 Fault = Callable[[str, int], None]
+Seq = tuple[int, dict[str, Any]]  # an event with its place in the file
 
 
 class FolderBusy(RuntimeError):
@@ -135,44 +139,62 @@ class Watcher:
     async def process(self, path: Path) -> FileOutcome:
         assert self.ledger is not None
         try:
-            data = read_bounded(path, self.options.limits)
+            digest = file_digest(path, self.options.limits)
         except Exception as exc:  # unreadable, too large, vanished: the file is set aside with the reason
             reason = getattr(exc, "reason", None) or f"cannot read: {getattr(exc, 'strerror', None) or exc}"
             return self._set_aside(path, reason)
-        digest = hashlib.sha256(data).hexdigest()
         if self.ledger.status(digest) == "done":
             self._move(path, self.done)
             return FileOutcome(path.name, "duplicate", reason=f"same content as {self.ledger.name_of(digest)}")
         chosen = self.options.chosen
         if chosen.mapping is not None and not path.name.lower().endswith(".csv"):
             chosen = Format("auto")  # the mapping is for the folder's CSV exports; bank files are recognised
-        with self.ledger.transaction():  # the payments a pain.001 names are remembered in one write
-            conversion = convert_bytes(data, path.name, chosen, tz=self.options.tz,
-                                       limits=self.options.limits, index=LedgerIndex(self.ledger))  # fmt: skip
+        # First pass: the whole file is checked (a control sum is only known at its end) and the payments a
+        # pain.001 names are remembered in one write; nothing is published from a file that is refused.
+        with self.ledger.transaction():
+            checked = self._convert(path, chosen, LedgerIndex(self.ledger))
+            for _ in checked[1]:
+                pass
+        conversion = checked[0]
         if conversion.refused is not None:
             where = conversion.rejections[-1].where if conversion.rejections else "file"
             return self._set_aside(path, f"{where}: {conversion.refused}")
-        keys: list[EventKey] = [(str(e["type"]), str(e["event_id"])) for e in conversion.events]
+        found: set[EventKey] = set()
         if self.ledger.status(digest) == "publishing":  # a restart in the middle of this file
             found = await self.sink.published_since(self.ledger.positions(digest))
-            self.ledger.record(digest, [key for key in keys if key in found], {})
         else:
-            self.ledger.start(digest, path.name, len(keys), await self.sink.positions())
-        waiting = self.ledger.unpublished(keys)
-        todo = [(seq, event) for seq, (event, key) in enumerate(zip(conversion.events, keys, strict=True), 1)
-                if key in waiting]  # fmt: skip
-        for number, start in enumerate(range(0, len(todo), self.options.batch), start=1):
-            batch = todo[start : start + self.options.batch]
-            reached = await self.sink.publish(batch)
-            self.fault("published", number)
-            self.ledger.record(digest, [(str(e["type"]), str(e["event_id"])) for _, e in batch], reached)
+            self.ledger.start(digest, path.name, sum(conversion.emitted.values()), await self.sink.positions())
+        # Second pass: the same events again, published in batches as they stream.
+        again, events = self._convert(path, chosen, LedgerIndex(self.ledger, read_only=True))
+        published = total = batches = 0
+        for batch in _batches(enumerate(events, start=1), self.options.batch):
+            keys = [(str(e["type"]), str(e["event_id"])) for _, e in batch]
+            total += len(keys)
+            out_before = [key for key in keys if key in found]  # out before the crash, not yet recorded
+            if out_before:
+                self.ledger.record(digest, out_before, {})
+            waiting = self.ledger.unpublished(keys)
+            todo = [(seq, event) for (seq, event), key in zip(batch, keys, strict=True) if key in waiting]
+            if not todo:
+                continue
+            batches += 1
+            reached = await self.sink.publish(todo)
+            self.fault("published", batches)
+            self.ledger.record(digest, [(str(e["type"]), str(e["event_id"])) for _, e in todo], reached)
+            published += len(todo)
+        if again.refused is not None:  # the file changed between the passes: it is looked at again later
+            raise RuntimeError(f"the file changed while it was converted: {again.refused}")
         if conversion.rejections:
             rejected = self._free(self.done / f"{path.name}.rejected")
             rejected.write_bytes(b"".join(orjson.dumps(r.to_dict()) + b"\n" for r in conversion.rejections))
         self.ledger.finish(digest)
         self._move(path, self.done)
-        return FileOutcome(path.name, "published", published=len(todo), already=len(keys) - len(todo),
+        return FileOutcome(path.name, "published", published=published, already=total - published,
                            rejected=len(conversion.rejections), counts=dict(conversion.counts()))  # fmt: skip
+
+    def _convert(self, path: Path, chosen: Format, index: LedgerIndex) -> tuple[Conversion, Iterator[dict[str, Any]]]:
+        options = self.options
+        return stream_path(path, chosen, tz=options.tz, limits=options.limits, index=index)
 
     def _set_aside(self, path: Path, reason: str) -> FileOutcome:
         reason = safe_reason(reason)
@@ -197,3 +219,24 @@ class Watcher:
             number += 1
             candidate = target.with_name(f"{target.stem}-{number}{target.suffix}")
         return candidate
+
+
+def file_digest(path: Path, limits: Limits) -> str:
+    """SHA-256 of the file, read in chunks; FileRefused when it is larger than the limit."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        reader = BoundedReader(handle, limits.max_file_bytes)
+        while chunk := reader.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _batches(items: Iterator[Seq], size: int) -> Iterator[list[Seq]]:
+    batch: list[Seq] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
