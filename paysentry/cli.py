@@ -288,9 +288,10 @@ def demo(
     days: Annotated[int, typer.Option(min=1, max=365)] = 30,
     seed: int = 7,
     rules: RulesOption = None,
+    desk: Annotated[bool, typer.Option(help="import the flagged payments into the review desk's database")] = True,
 ) -> None:
-    """Simulate a month of payments, replay it through the engine, and show what it caught."""
-    from paysentry.demo_report import print_alert_summary, print_demo_report, read_decisions
+    """Simulate a month of payments, replay it, show what it caught and its KPIs, and fill the review desk."""
+    from paysentry.demo_report import print_alert_summary, print_demo_report, read_decisions, report_kpis
     from paysentry.simulate import SimulationConfig, write_simulation
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -308,7 +309,28 @@ def demo(
     report = Console(width=max(Console().width, 140))
     print_demo_report(read_decisions(out), labels, report)
     print_alert_summary(read_decisions(out), report)
-    console.print(f"files in {workdir}/: events.jsonl, labels.jsonl, decisions.jsonl")
+    kpis_json = report_kpis(events_path, labels_path, out, workdir / "kpis", report)
+    console.print(f"files in {workdir}/: events.jsonl, labels.jsonl, decisions.jsonl, kpis/")
+    if desk:
+        _demo_into_desk(out, kpis_json, report)
+
+
+def _demo_into_desk(decisions: Path, kpis_json: Path, report: Console) -> None:
+    """Import the demo's flagged payments into the desk (PAYSENTRY_DATABASE_URL, SQLite by default) and
+    say how to open it. A desk that cannot be reached does not fail the demo: it says why."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from paysentry.demo_report import import_flagged_into_desk, print_desk_howto
+    from paysentry.desk.approvals import ApprovalsError
+    from paysentry.desk.settings import DeskSettings
+
+    settings = DeskSettings()
+    try:
+        imported, known, cases = import_flagged_into_desk(decisions, settings.database_url, settings.approvals_path)
+    except (ApprovalsError, SQLAlchemyError, OSError) as exc:
+        console.print(f"[yellow]review desk not filled[/]: {str(exc).splitlines()[0][:300]}")
+        return
+    print_desk_howto(settings.database_url, kpis_json, imported, known, cases, report)
 
 
 def simulation_end(config: Any) -> datetime:
@@ -328,7 +350,7 @@ def _mount_sub_apps() -> None:
 
     app.add_typer(rules_app, name="rules", help="Check, test and backtest YAML rules.")
     app.add_typer(alerts_app, name="alerts", help="Route, silence, acknowledge and test alerts.")
-    app.add_typer(report_app, name="report", help="Payment KPIs and the payment-strategy report.")
+    app.add_typer(report_app, name="report", help="Payment KPIs, the payment-strategy report and data validation.")
     app.add_typer(connect_app, name="connect", help="Convert bank and ERP files into events; watch a drop folder.")
     app.add_typer(model_app, name="model", help="Train, compare, shadow, promote and roll back supervised models.")
     app.add_typer(evaluation_app)  # top-level `evaluate` and `simulate-card`

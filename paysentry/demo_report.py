@@ -95,3 +95,74 @@ def print_alert_summary(decisions: Iterable[Decision], console: Console) -> None
         for target, count in sorted(counts.items()):
             table.add_row(outcome, target, f"{count:,}")
     console.print(table)
+
+
+def report_kpis(events: Path, labels: Path, decisions: Path, out_dir: Path, console: Console) -> Path:
+    """Compute the demo's KPIs, print the headline and write the KPI report; returns its kpis.json."""
+    from paysentry.analytics import compute_kpis
+    from paysentry.analytics.kpi_report import headline, write_kpi_report
+
+    kpis = compute_kpis(events, decisions, labels_path=labels)
+    files = write_kpi_report(kpis, out_dir)
+    table = Table(title="headline KPIs (the whole simulated period)")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    for name, value in headline(kpis):
+        table.add_row(name, str(value))
+    console.print(table)
+    console.print(f"KPI report: {files['html']} (with {files['json'].name}, {files['csv'].name} and charts/)")
+    return files["json"]
+
+
+def flagged_payment_ids(decisions: Path) -> set[str]:
+    return {d.payment_id for d in read_decisions(decisions) if d.action != "allow"}
+
+
+def import_flagged_into_desk(decisions: Path, database_url: str, approvals_path: Path) -> tuple[int, int, int]:
+    """Import every decision on the payments the demo flagged into the desk's database (so each case
+    shows the payment's whole story); idempotent by decision event id. Returns (imported, already
+    known, cases in the database)."""
+    import orjson
+    from sqlalchemy import func, select
+
+    from paysentry.desk.approvals import load_or_builtin
+    from paysentry.desk.db import Case, open_database
+    from paysentry.desk.importer import import_decision
+
+    approvals = load_or_builtin(approvals_path)
+    flagged = flagged_payment_ids(decisions)
+    engine, sessions = open_database(database_url)
+    imported = known = 0
+    try:
+        with sessions() as session, decisions.open("rb") as handle:
+            for line in handle:
+                record = orjson.loads(line) if line.strip() else None
+                if not record or record.get("payment_id") not in flagged:
+                    continue
+                if import_decision(session, record, approvals=approvals, actor="demo"):
+                    imported += 1
+                else:
+                    known += 1
+            session.commit()
+            cases = session.scalar(select(func.count()).select_from(Case)) or 0
+    finally:
+        engine.dispose()
+    return imported, known, cases
+
+
+def print_desk_howto(
+    database_url: str, kpis_json: Path, imported: int, known: int, cases: int, console: Console
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(database_url).render_as_string(hide_password=True)
+    console.print(
+        f"review desk: imported {imported} decisions on the flagged payments ({known} already there); "
+        f"{cases} cases in {shown}"
+    )
+    console.print(
+        "open the desk (the user command prints a one-time password and a TOTP URI for an authenticator app):"
+    )
+    console.print("  paysentry users add lead1 --role lead", markup=False)
+    console.print(f"  PAYSENTRY_DESK_KPIS_FILE={kpis_json} paysentry web", markup=False)
+    console.print("  then http://127.0.0.1:8080/cases (the queue) and http://127.0.0.1:8080/dashboard", markup=False)

@@ -27,6 +27,7 @@ from rules.loader import DEFAULT_RULES_DIR
 from rules.reload import RulesHolder
 from rules.signal import ReloadListener
 from stream.alerts_agent import register_alerts
+from stream.cases_agent import register_cases
 from stream.decide import DecisionStage
 from stream.delivery import DeliveryGuard
 from stream.faults import NO_FAULTS, FaultHook
@@ -36,7 +37,8 @@ from stream.model_switch import served_models
 from stream.progress import ProgressClock
 from stream.settings import StreamSettings
 from stream.sinks import OutputReader
-from stream.topics import DEADLETTER, ENGINE, INBOUND, SIGNATURE_HEADER, sign_envelope
+from stream.topics import DEADLETTER, DECISIONS, ENGINE, INBOUND, SIGNATURE_HEADER, sign_envelope
+from stream.validation import register_validation
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class StreamApp:
     settings: StreamSettings
     ingest: IngestStage
     decide: DecisionStage
+    guard: DeliveryGuard
 
 
 def _raw_topic(app: faust.App, settings: StreamSettings, *names: str, **options: Any) -> Any:
@@ -146,7 +149,8 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
     )  # fmt: skip
 
     clock = ProgressClock(app, settings, nudges, internal_key)
-    guard = DeliveryGuard(app, settings, {settings.topic(n) for n in (*INBOUND, NUDGE, ENGINE)})
+    # `decisions` too: the desk's cases agent (stream/cases_agent.py) reads it through the same guard
+    guard = DeliveryGuard(app, settings, {settings.topic(n) for n in (*INBOUND, NUDGE, ENGINE, DECISIONS)})
     nudge_topic = settings.topic(NUDGE)
 
     @app.agent(inbound, name="ingest")
@@ -204,8 +208,10 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
         await decide.forget(by_topic.get(ENGINE, set()))
         await flush()  # what the stages wrote for the revoked partitions is on the broker for the next owner
 
-    result = StreamApp(app, settings, ingest, decide)
+    result = StreamApp(app, settings, ingest, decide, guard)
     register_alerts(result)
+    register_cases(result)
+    register_validation(result)
     register_model_snapshots(result, settings.redis_url.get_secret_value() if settings.redis_url else None)
     return result
 

@@ -28,9 +28,13 @@ console = Console(stderr=True)
 
 
 def register_stream_commands(app: typer.Typer) -> None:
+    from paysentry.desk.cli import cases_app
+    from stream.desk_publish import publish as publish_desk_outbox
+
     app.command()(worker)
     app.command()(produce)
     app.command()(tail)
+    cases_app.command("publish")(publish_desk_outbox)
 
 
 def _settings() -> StreamSettings:

@@ -57,6 +57,13 @@ class StreamSettings(EngineSettings):
     idle_seconds: float = Field(default=1.0, ge=0, description="an inbound partition caught up this long is idle")
     stall_seconds: float = Field(default=5.0, gt=0, description="records waiting, none delivered this long: re-read")
     max_buffer: int = Field(default=200_000, ge=1, description="events held for event-time order per partition")
+    # -- the review desk (stream/cases_agent.py): off unless a database is given -------------------------
+    database_url: SecretStr | None = Field(
+        default=None, description="the desk's database: cases filled from `decisions`, verdicts published back"
+    )
+    desk_base_url: str = Field(default="", max_length=200, description="prefix of case links in case.resolved")
+    desk_publish: bool = Field(default=True, description="publish the desk's outbox from this worker")
+    desk_publish_seconds: float = Field(default=1.0, gt=0, description="how often the outbox is drained")
     # -- other services ------------------------------------------------------------------------------
     redis_url: SecretStr | None = None
     model_signing_key: SecretStr | None = Field(

@@ -197,7 +197,7 @@ def test_a_timer_the_core_fails_on_is_dead_lettered_and_the_run_goes_on(tmp_path
 def test_the_demo_replays_its_simulation_as_of_the_simulation_not_today(tmp_path: Path) -> None:
     # The simulator's dates are fixed (from 2026-10-01); 70 days run past any wall clock before
     # 2027, and the plausibility window would refuse them if the demo replayed "as of now".
-    result = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path), "--days", "70"])
+    result = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path), "--days", "70", "--no-desk"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "decisions.jsonl").stat().st_size > 0
     assert (tmp_path / "decisions.jsonl.rejected").read_bytes() == b""

@@ -9,6 +9,7 @@ Loading, `${ENV}` substitution and cross-checks live in `loader.py`.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal
@@ -225,10 +226,26 @@ class TemplateSet(_Model):
     sms: str | None = None
 
 
+def _desk_base_url_from_environment() -> str | None:
+    return os.environ.get("PAYSENTRY_DESK_BASE_URL") or None
+
+
+def _desk_base_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not re.fullmatch(r"https?://[^\s\"'<>]{1,190}", value):
+        raise ValueError("must be an http(s) URL of at most 200 characters, like 'https://desk.example.com'")
+    return value.rstrip("/")
+
+
 class GlobalSettings(_Model):
     min_action: Action = "review"
     alert_ttl: Duration = timedelta(hours=24)
     runbook_base_url: str | None = None
+    # Where the review desk is: alerts then link each payment to its case. Default PAYSENTRY_DESK_BASE_URL.
+    desk_base_url: Annotated[str | None, AfterValidator(_desk_base_url)] = Field(
+        default_factory=_desk_base_url_from_environment, validate_default=True
+    )
     fallback_receiver: str | None = None
     cli: str = "paysentry alerts"
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)

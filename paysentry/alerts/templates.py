@@ -14,6 +14,7 @@ import string
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from paysentry.alerts.config import GlobalSettings, TemplateSet
@@ -24,6 +25,8 @@ COMMON = {
     "severity", "SEVERITY", "rule_id", "vendor", "company", "payment_id", "amount", "currency", "count",
     "new_count", "more", "receiver", "kind", "kind_label", "alert_id", "ack_command", "note",
 }  # fmt: skip
+# `case_url` (the desk's page for the payment, empty when PAYSENTRY_DESK_BASE_URL is not set) is filled in
+# for the built-in texts, which add it only when there is one.
 PLACEHOLDERS: dict[str, set[str]] = {"email": COMMON | {"silence_command", "runbook"}, "sms": set(COMMON)}
 KIND_LABELS = {
     "firing": "", "repeat": "REPEAT ", "escalation": "ESCALATED ", "digest": "DIGEST ",
@@ -36,6 +39,7 @@ DEFAULT_SMS = (
     "PaySentry ${SEVERITY} ${kind_label}${rule_id} vendor ${vendor} ${amount} ${currency} "
     "pay ${payment_id}${more}. Ack: ${ack_command}"
 )
+DEFAULT_SMS_WITH_CASE = DEFAULT_SMS + " Case: ${case_url}"
 MAX_SMS_SEGMENTS = 3
 MAX_VALUE = 300
 """Characters of one placeholder value or table cell (a vendor name, a label) in a rendered text."""
@@ -90,6 +94,15 @@ def runbook_url(rule_id: str, runbook: str | None, settings: GlobalSettings) -> 
     return None
 
 
+def case_url(payment_id: str, settings: GlobalSettings) -> str | None:
+    """The review desk's page for the payment (it redirects to the payment's case), when the desk's
+    address is configured. The payment id comes from the ERP: it is percent-encoded whole."""
+    if not settings.desk_base_url:
+        return None
+    url = f"{settings.desk_base_url}/cases/by-payment/{quote(payment_id, safe='')}"
+    return url if len(url) <= MAX_VALUE else None  # a link cut short leads nowhere
+
+
 def _linkable(url: str) -> bool:
     return url.startswith(("https://", "http://"))
 
@@ -117,6 +130,7 @@ def _values(notification: Notification, settings: GlobalSettings) -> dict[str, s
         "note": notification.note or "",
         "silence_command": silence_command(settings.cli, top),
         "runbook": runbook_url(top.rule_id, top.rules[0].runbook if top.rules else None, settings) or "",
+        "case_url": case_url(top.payment_id, settings) or "",
     }
     return {name: cap(value, MAX_VALUE) for name, value in values.items()}
 
@@ -142,6 +156,9 @@ def _alert_rows(alert: Alert, settings: GlobalSettings, new: bool) -> list[tuple
         rows.append(("Released", f"{format_amount(p.released_amount)} {p.currency or ''}".strip()))
     if p.status_reason:
         rows.append(("Status", p.status_reason))
+    link = case_url(alert.payment_id, settings)
+    if link:
+        rows.append(("Case", link))
     model_score = f"{alert.model_score:.2f}" if alert.model_score is not None else "n/a (warming up)"
     rows.append(("Action", f"{alert.action}  risk {alert.risk_score:.2f}  model score {model_score}"))
     return [(label, cap(value, MAX_VALUE)) for label, value in rows]
@@ -206,6 +223,9 @@ def render_email(notification: Notification, template: TemplateSet | None, setti
             f"<table>{cells}</table><p>Rules fired:</p><ul>{items}</ul>"
             f"<p>Acknowledge: <code>{html.escape(ack)}</code><br>Silence: <code>{html.escape(silence)}</code></p>"
         )
+        link = case_url(alert.payment_id, settings)
+        if link:
+            body_html.append(f'<p><a href="{html.escape(link)}">Open the case in the review desk</a></p>')
     if len(ordered) > MAX_LISTED_ALERTS:
         unlisted = f"... and {len(ordered) - MAX_LISTED_ALERTS} more alert(s): {settings.cli} list"
         text += ["", unlisted]
@@ -240,13 +260,15 @@ def sms_segments(text: str) -> int:
     return 1 if units <= single else -(-units // part)
 
 
-def fit_sms(text: str, max_segments: int = MAX_SMS_SEGMENTS) -> str:
-    """Shorten to at most `max_segments`, keeping the start (severity, rule) and the end (ack hint)."""
+def fit_sms(text: str, max_segments: int = MAX_SMS_SEGMENTS, keep_tail: int = 0) -> str:
+    """Shorten to at most `max_segments`, keeping the start (severity, rule) and the end (ack hint, and
+    `keep_tail` more characters: the case link)."""
     text = " ".join(text.split())
     if sms_segments(text) <= max_segments:
         return text
-    tail = text[-60:]
-    head = text[:-60][: max_segments * 160]  # no more than fits: the loop below shortens it step by step
+    tail_length = 60 + keep_tail
+    tail = text[-tail_length:]
+    head = text[:-tail_length][: max_segments * 160]  # no more than fits: the loop below shortens it step by step
     while head and sms_segments(f"{head}...{tail}") > max_segments:
         head = head[: max(len(head) - 8, 0)]
     return f"{head.rstrip()}...{tail}"
@@ -254,11 +276,13 @@ def fit_sms(text: str, max_segments: int = MAX_SMS_SEGMENTS) -> str:
 
 def render_sms(notification: Notification, template: TemplateSet | None, settings: GlobalSettings) -> RenderedSms:
     values = _values(notification, settings)
-    text = string.Template((template and template.sms) or DEFAULT_SMS).safe_substitute(values)
+    default = DEFAULT_SMS_WITH_CASE if values["case_url"] else DEFAULT_SMS
+    text = string.Template((template and template.sms) or default).safe_substitute(values)
     if notification.kind in ("digest", "quiet_digest", "rate_summary"):
         counts: dict[str, int] = {}
         for alert in notification.alerts:
             counts[alert.severity] = counts.get(alert.severity, 0) + 1
         summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         text = f"{text} [{summary}]"
-    return RenderedSms(body=fit_sms(text))
+    # the link is kept whole when the text must be shortened: a cut URL leads nowhere
+    return RenderedSms(body=fit_sms(text, keep_tail=len(values["case_url"]) + 1))

@@ -1,4 +1,4 @@
-"""`paysentry report kpis` and `paysentry report strategy`: the analytics reports from files."""
+"""`paysentry report kpis`, `strategy` and `reconcile`: the analytics reports from files."""
 
 from __future__ import annotations
 
@@ -118,3 +118,63 @@ def strategy_command(
         + (", ".join(f"{float(v):,.2f} {c}" for c, v in saving.items()) or "none found")
     )
     console.print(f"wrote {', '.join(str(p) for p in files.values())}")
+
+
+@report_app.command("reconcile")
+def reconcile_command(
+    events: EventsArg,
+    out: OutOption,
+    decisions: Annotated[
+        Path | None, typer.Option(help="decisions file: mark each finding with what the engine decided")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="period start (inclusive), date or RFC 3339")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="period end (exclusive), date or RFC 3339")] = None,
+    sla_hours: Annotated[float, typer.Option(min=0.01, help="hours after release a payment must be settled")] = 72.0,
+    thresholds: Annotated[
+        Path | None, typer.Option(help="validation thresholds (config/validation.yaml): exit 1 when one is exceeded")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="also print reconcile.json to stdout")] = False,
+) -> None:
+    """ERP vs payment platform: completeness per company and day, and each class of finding with the
+    list to work through: reconcile.json, reconcile.csv, completeness.csv and report.html in --out."""
+    from paysentry.analytics.reconcile import CLASSES, compute_reconcile, mark_engine_decisions
+    from paysentry.analytics.reconcile_report import write_reconcile_report
+    from paysentry.analytics.sources import iter_decisions
+    from paysentry.analytics.validation import load_validation_config, over_threshold
+    from paysentry.yamlsource import InvalidSource
+
+    begin, finish = parse_moment(start, "--from"), parse_moment(end, "--to")
+    if begin is not None and finish is not None and finish <= begin:
+        raise typer.BadParameter("--to must be after --from", param_hint="--to")
+    for path, what in ((events, "events file"), (decisions, "--decisions"), (thresholds, "--thresholds")):
+        _readable(path, what)
+    _out_dir(out)
+    config = None
+    if thresholds is not None:
+        try:
+            config = load_validation_config(thresholds)
+        except InvalidSource as exc:
+            console.print(str(exc), style="red", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+    result = compute_reconcile(events, start=begin, end=finish, sla_hours=sla_hours)
+    if decisions is not None:
+        unreadable = [0]
+        marked = mark_engine_decisions(
+            result, iter_decisions(decisions, lambda n, r: unreadable.__setitem__(0, unreadable[0] + 1))
+        )
+        result["decisions"] = {"findings_marked": marked, "unreadable_lines": unreadable[0]}
+    files = write_reconcile_report(result, out)
+    if as_json:
+        typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    counts = result["counts"]
+    console.print(", ".join(f"{name} {counts[name]:,}" for name in CLASSES), markup=False, highlight=False)
+    console.print(f"wrote {', '.join(str(p) for p in files.values())}", markup=False, highlight=False)
+    if config is not None:
+        exceeded = over_threshold(result, config)
+        for finding in exceeded:
+            console.print(
+                f"{finding.name}: {finding.count} for company {finding.company}, above {finding.threshold}",
+                style="red", markup=False, highlight=False,
+            )  # fmt: skip
+        if exceeded:
+            raise typer.Exit(1)

@@ -9,6 +9,7 @@ decisions go out:
     observe_decision_latency(seconds)     # wall time of one Engine.process call
     observe_dead_letter(stage)            # a record refused ("ingest") or failed ("decide")
     observe_checkpoint(seconds)           # one state checkpoint
+    publish_validation(counts, by_company)  # the findings of a data validation run (gauges)
     start_metrics_server(host, port)      # /metrics; enables the hooks
 
 The hooks do nothing until `start_metrics_server` (or `enable`) is called, so an engine without metrics
@@ -65,6 +66,9 @@ METRIC_NAMES = (
     "paysentry_decisions_without_model_total",
     "paysentry_event_lag_seconds",
     "paysentry_tracked_payments",
+    "paysentry_validation_findings",
+    "paysentry_validation_findings_by_company",
+    "paysentry_validation_run_timestamp_seconds",
 )
 """Every metric family exported (counters without their `_total` suffix in the registry's own listing)."""
 
@@ -124,6 +128,18 @@ class PaymentMetrics:
         )
         self.lag = Gauge("paysentry_event_lag_seconds", "Wall clock minus the latest inbound event's time", registry=r)
         self.tracked = Gauge("paysentry_tracked_payments", "Payments followed for the stage histograms", registry=r)
+        self.validation = Gauge(
+            "paysentry_validation_findings", "Findings of the last data validation run, by class", ["class"], registry=r
+        )
+        self.validation_by_company = Gauge(
+            "paysentry_validation_findings_by_company",
+            "Findings of the last data validation run, by class and company",
+            ["class", "company"],
+            registry=r,
+        )
+        self.validation_run = Gauge(
+            "paysentry_validation_run_timestamp_seconds", "When the last data validation run finished", registry=r
+        )
         self.tracker = PaymentTracker(self._closed, max_tracked=MAX_TRACKED, on_sla=self._sla, on_orphan=self._orphan)
         self._latest_event: float | None = None
         # computed when scraped, not per event
@@ -220,6 +236,19 @@ class PaymentMetrics:
     def observe_checkpoint(self, seconds: float) -> None:
         self.checkpoints.observe(seconds)
 
+    def publish_validation(self, counts: dict[str, int], by_company: dict[str, dict[str, int]]) -> None:
+        """The last validation run's findings (paysentry/analytics/reconcile.py): every class, zero
+        included; per company only where there are findings (a company gone since the last run drops)."""
+        with self._lock:
+            for name, count in counts.items():
+                self.validation.labels(name).set(count)
+            self.validation_by_company.clear()
+            caps = CappedLabels(LABEL_CAP)
+            for name, companies in by_company.items():
+                for company, count in companies.items():
+                    self.validation_by_company.labels(name, caps(company)).inc(count)
+            self.validation_run.set_to_current_time()
+
 
 # -- the process-wide hooks ------------------------------------------------------------------------
 _active: PaymentMetrics | None = None
@@ -276,6 +305,11 @@ def observe_dead_letter(stage: str) -> None:
 def observe_checkpoint(seconds: float) -> None:
     if _active is not None:
         _active.observe_checkpoint(seconds)
+
+
+def publish_validation(counts: dict[str, int], by_company: dict[str, dict[str, int]]) -> None:
+    if _active is not None:
+        _active.publish_validation(counts, by_company)
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The JSON API under /api/v1, for ERPs, RPA bots and the stream: `Authorization: Bearer <token>`.
 
 Scopes: `cases:read` (list and read cases), `cases:write` (import decisions, comment), `payments:read`
-(the ERP's question), `audit:read` (the audit log). A missing or unknown token is 401, a token without
-the scope 403. Releasing or rejecting a payment is not offered here: a person does it in the desk,
-with a second factor and the approval policy.
+(the ERP's question), `audit:read` (the audit log), `kpis:read` (the dashboard's figures). A missing
+or unknown token is 401, a token without the scope 403. Releasing or rejecting a payment is not offered
+here: a person does it in the desk, with a second factor and the approval policy.
 """
 
 from __future__ import annotations
@@ -144,3 +144,14 @@ def audit_log(
     action: Annotated[str | None, Query(max_length=40)] = None,
 ) -> list[dict[str, Any]]:
     return [audit.entry_dict(entry) for entry in audit.entries(session, limit=limit, action=action)]
+
+
+@api_router.get("/kpis")
+def kpis(
+    request: Request, session: DB, _token: Annotated[ApiToken, Depends(require_scope("kpis:read"))]
+) -> dict[str, Any]:
+    """The dashboard's figures (query: days, to, company, channel), and the KPI file's when configured."""
+    from paysentry.desk.dashboard import desk_kpis
+    from paysentry.desk.dashboard_web import filters_of, platform_kpis
+
+    return {**desk_kpis(session, filters_of(request)), "platform": platform_kpis(request.app.state.kpis_file)}

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from paysentry.desk import audit
 from paysentry.desk.api import api_router
 from paysentry.desk.approvals import ApprovalConfig, load_or_builtin
+from paysentry.desk.dashboard import kpis_file_setting
+from paysentry.desk.dashboard_web import dashboard_router
 from paysentry.desk.db import AuditEntry, open_database
 from paysentry.desk.settings import DeskSettings
 from paysentry.desk.web import web_router
@@ -75,8 +77,10 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
     app.state.sessions = sessions
     app.state.approvals = approvals
     app.state.templates = template_environment()
+    app.state.kpis_file = kpis_file_setting()  # an analytics kpis.json the dashboard shows beside its own figures
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(web_router)
+    app.include_router(dashboard_router)
     app.include_router(api_router, prefix="/api/v1")
 
     @app.middleware("http")

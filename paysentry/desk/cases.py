@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from paysentry.desk import audit
+from paysentry.desk import audit, outbox
 from paysentry.desk.approvals import (
     ROLE_FILLS,
     ApprovalConfig,
@@ -187,6 +187,7 @@ def release(
     if done:
         audit.record(session, actor=user.name, action="case.released", target=f"case:{case.id}", client=client,
                      before=before, after={**case_summary(case), "reason": reason_text})  # fmt: skip
+        outbox.enqueue_resolution(session, case)  # the label and the ERP's record commit with the verdict
     return "released" if done else "approved"
 
 
@@ -217,6 +218,7 @@ def reject(
             typology=_clean(typology, MAX_TYPOLOGY, "typology"))  # fmt: skip
     audit.record(session, actor=user.name, action="case.rejected", target=f"case:{case.id}", client=client,
                  before=before, after={**case_summary(case), "reason": reason_text})  # fmt: skip
+    outbox.enqueue_resolution(session, case)
 
 
 def bulk_release(

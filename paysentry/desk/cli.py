@@ -58,6 +58,9 @@ def _write_lines(lines: Iterable[bytes], out: Path | None) -> int:
 def web(
     host: Annotated[str, typer.Option(help="address to listen on (loopback unless you mean it)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+    kpis: Annotated[
+        Path | None, typer.Option(help="a kpis.json from `paysentry report kpis`, shown on the dashboard")
+    ] = None,
 ) -> None:
     """Serve the review desk (pages and /api/v1) with uvicorn."""
     import uvicorn
@@ -70,6 +73,8 @@ def web(
     except ApprovalsError as exc:
         typer.echo(f"approval policies refused:\n{exc}", err=True)
         raise typer.Exit(2) from None
+    if kpis is not None:
+        application.state.kpis_file = kpis
     typer.echo(
         f"review desk on http://{host}:{port}/ (database {DeskSettings().database_url.split('@')[-1]})", err=True
     )
@@ -162,7 +167,9 @@ def add_user(
 @tokens_app.command("create")
 def create_token(
     name: str,
-    scopes: Annotated[str, typer.Option(help="comma-separated: cases:read,cases:write,payments:read,audit:read")],
+    scopes: Annotated[
+        str, typer.Option(help="comma-separated: cases:read,cases:write,payments:read,audit:read,kpis:read")
+    ],
 ) -> None:
     """Create an API token; it is printed once and stored only hashed."""
     from paysentry.desk.security import create_token as make_token

@@ -199,6 +199,22 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class OutboxRecord(Base):
+    """A record for Kafka written in the same transaction as the verdict it tells of (a transactional
+    outbox): a `label.confirmed` event for the `labels` topic, a `case.resolved` record for the ERP.
+    A publisher sends the unsent ones in id order and sets `sent_at` only after Kafka acknowledged."""
+
+    __tablename__ = "desk_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str] = mapped_column(String(160), unique=True)  # the event id / record id: one per round
+    message_key: Mapped[str] = mapped_column(String(128))  # the payment id: the Kafka key
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")

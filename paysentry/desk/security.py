@@ -30,7 +30,7 @@ from paysentry.desk.db import ApiToken, AuditEntry, User, WebSession, utcnow
 
 ROLES = ("viewer", "analyst", "lead", "treasury", "admin")
 MFA_ROLES = frozenset({"analyst", "lead", "treasury", "admin"})
-SCOPES = frozenset({"cases:read", "cases:write", "payments:read", "audit:read"})
+SCOPES = frozenset({"cases:read", "cases:write", "payments:read", "audit:read", "kpis:read"})
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 CLIENT_WINDOW = timedelta(minutes=15)

@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from paysentry.desk import audit, cases, queries, security
+from paysentry.desk import alert_link, audit, cases, queries, security
 from paysentry.desk.approvals import is_erp_party
 from paysentry.desk.db import Case, Comment, User, WebSession
 from paysentry.desk.deps import client_of, db_session, render
@@ -179,6 +179,16 @@ def _case(session: Session, case_id: int) -> Case:
     return case
 
 
+@web_router.get("/cases/by-payment/{payment_id:path}")
+def case_by_payment(payment_id: str, request: Request, session: DB, web: Current) -> Response:
+    """Where an alert's link lands: the payment's case, or a page saying there is none yet."""
+    case = session.scalar(select(Case).where(Case.payment_id == payment_id)) if len(payment_id) <= 128 else None
+    if case is None:
+        message = "No case yet for this payment: the desk has no flagged decision on it (yet)."
+        return render(request, "error.html", status=404, code=404, message=message, user=None)
+    return _redirect(f"/cases/{case.id}")
+
+
 @web_router.get("/cases/{case_id}")
 def case_page(case_id: int, request: Request, session: DB, web: Current) -> Response:
     case = _case(session, case_id)
@@ -192,14 +202,16 @@ def case_page(case_id: int, request: Request, session: DB, web: Current) -> Resp
                          for h in d.record.get("rule_hits", [])} - {""})  # fmt: skip
     audit.record(session, actor=web.user.name, action="case.view", target=f"case:{case.id}", client=client_of(request))
     session.commit()
+    alert_state = alert_link.alerts_for_page(alert_link.alert_link(request.app), session, case)
     return render(request, "case.html", user=web.user, csrf=web.csrf_token, case=case, decisions=decisions,
                   comments=comments, policy=policy, approvals=given, users=users, typologies=typologies,
                   history=queries.vendor_history(session, case.vendor_id),
                   erp_party=is_erp_party(web.user.name, web.user.erp_user_id, case.erp_users),
-                  message=request.query_params.get("msg"))  # fmt: skip
+                  message=request.query_params.get("msg"), alert_state=alert_state)  # fmt: skip
 
 
-def _act(request: Request, session: Session, case: Case, work: Any) -> Response:
+def _act(request: Request, session: Session, case: Case, work: Any, ack: str | None = None, by: str = "") -> Response:
+    """Do `work`; when it took the case into review or closed it, acknowledge its alerts (`ack`: why)."""
     try:
         outcome = work()
     except cases.CaseError as exc:
@@ -207,6 +219,10 @@ def _act(request: Request, session: Session, case: Case, work: Any) -> Response:
         return render(request, "error.html", status=exc.status, code=exc.status, message=str(exc),
                       back=f"/cases/{case.id}", user=None)  # fmt: skip
     session.commit()
+    if ack and case.state != "open":
+        alert_link.acknowledge_case_alerts(alert_link.alert_link(request.app), session, case,
+                                           by, ack, client_of(request))  # fmt: skip
+        session.commit()
     return _redirect(f"/cases/{case.id}?msg=" + quote(str(outcome or "saved")))
 
 
@@ -219,7 +235,8 @@ def review(case_id: int, request: Request, session: DB, web: Current, csrf_token
            version: VersionField) -> Response:  # fmt: skip
     _check_csrf(web, csrf_token)
     user, case = _need(web, WORKING_ROLES), _case(session, case_id)
-    return _act(request, session, case, lambda: cases.start_review(session, case, version, user, client_of(request)))
+    return _act(request, session, case, lambda: cases.start_review(session, case, version, user, client_of(request)),
+                ack="review started", by=user.name)  # fmt: skip
 
 
 @web_router.post("/cases/{case_id}/assign")
@@ -230,8 +247,8 @@ def assign(case_id: int, request: Request, session: DB, web: Current, csrf_token
     target = session.scalar(select(User).where(User.name == assignee)) if assignee else None
     if assignee and target is None:
         raise HTTPException(422, "no such user")
-    return _act(request, session, case,
-                lambda: cases.assign(session, case, version, target, user, client_of(request)))  # fmt: skip
+    return _act(request, session, case, lambda: cases.assign(session, case, version, target, user, client_of(request)),
+                ack=f"assigned to {target.name}" if target else None, by=user.name)  # fmt: skip
 
 
 @web_router.post("/cases/{case_id}/comment")
@@ -255,7 +272,8 @@ def release(case_id: int, request: Request, session: DB, web: Current, csrf_toke
     user, case = _need(web, WORKING_ROLES), _case(session, case_id)
     return _act(request, session, case, lambda: cases.release(
         session, case, version, user, verdict=verdict, typology=typology, reason=reason,
-        approvals=request.app.state.approvals, client=client_of(request)))  # fmt: skip
+        approvals=request.app.state.approvals, client=client_of(request)),
+        ack="release approved", by=user.name)  # fmt: skip
 
 
 @web_router.post("/cases/{case_id}/reject")
@@ -270,7 +288,7 @@ def reject(case_id: int, request: Request, session: DB, web: Current, csrf_token
                      client=client_of(request))  # fmt: skip
         return "rejected"
 
-    return _act(request, session, case, work)
+    return _act(request, session, case, work, ack="payment rejected", by=user.name)
 
 
 @web_router.get("/audit")

@@ -110,7 +110,15 @@ def demo_decisions(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import sys
 
     workdir = tmp_path_factory.mktemp("demo")
-    command = [str(Path(sys.executable).parent / "paysentry"), "demo", "--workdir", str(workdir), "--days", "10"]
+    command = [
+        str(Path(sys.executable).parent / "paysentry"),
+        "demo",
+        "--workdir",
+        str(workdir),
+        "--days",
+        "10",
+        "--no-desk",
+    ]
     done = subprocess.run(command, capture_output=True, timeout=600)
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     return workdir / "decisions.jsonl"
