@@ -12,8 +12,13 @@ then makes three measurements, each on topics of its own (prefix `bench-<id>-<ru
    event has no inbound record, are left out). Throughput = events / (last decision - first produce).
 2. backlog: the whole stream is on the broker before a fresh worker starts: events / (last decision -
    first decision), and from the worker's start (startup, group join and table recovery included).
-3. raw client: one aiokafka consumer reads the backlog run's inbound topics and decodes every record
+3. faust minimal: right before the backlog run, the same records on a topic of their own, read by a
+   minimal Faust agent (bench/faust_minimal.py: parse, one table write, one send per event): the
+   yardstick of Faust's own per-event cost on this broker and this machine, at this moment;
+4. raw client: one aiokafka consumer reads the backlog run's inbound topics and decodes every record
    with `parse_event`, no Faust: the ceiling of the same client and decoding.
+
+With --scale, the backlog run is repeated with two workers in one group (and the ratio printed).
 
 Every worker and the broker it started are stopped at the end (also on Ctrl-C).
 """
@@ -45,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from paysentry.cli import run_replay  # noqa: E402
 from paysentry.contract import parse_event  # noqa: E402
@@ -113,7 +119,9 @@ class Worker:
                 self.proc.wait(10)
 
 
-def worker_env(bootstrap: str, prefix: str, partitions: int, data_dir: Path, idle: float | None) -> dict[str, str]:
+def worker_env(
+    bootstrap: str, prefix: str, partitions: int, data_dir: Path, idle: float | None, extra: list[str] | None = None
+) -> dict[str, str]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PAYSENTRY_")},
         "PAYSENTRY_KAFKA_BROKERS": bootstrap,
@@ -126,13 +134,17 @@ def worker_env(bootstrap: str, prefix: str, partitions: int, data_dir: Path, idl
     }
     if idle is not None:
         env["PAYSENTRY_IDLE_SECONDS"] = str(idle)
+    for item in extra or ():  # --env NAME=VALUE: one setting at a time, to measure it
+        name, _, value = item.partition("=")
+        env[name] = value
     return env
 
 
 @contextlib.contextmanager
-def running_worker(args: argparse.Namespace, bootstrap: str, prefix: str, workdir: Path) -> Iterator[Worker]:
-    log_path = workdir / f"{prefix.strip('.')}.log"
-    env = worker_env(bootstrap, prefix, args.partitions, workdir / prefix, args.idle_seconds)
+def running_worker(args: argparse.Namespace, bootstrap: str, prefix: str, workdir: Path,
+                   name: str = "worker") -> Iterator[Worker]:  # fmt: skip
+    log_path = workdir / f"{prefix.strip('.')}-{name}.log"
+    env = worker_env(bootstrap, prefix, args.partitions, workdir / prefix / name, args.idle_seconds, args.env)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from paysentry.cli import app; app()", "worker", "--loglevel", "info"],
@@ -248,6 +260,7 @@ def steady_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: lis
           f"{len(decided):,}/{expect:,} decisions")  # fmt: skip
     print(f"  end to end     {len(lines) / max((last - first) / 1000, 1e-9):,.0f} events/s "
           f"(first produce -> last decision {(last - first) / 1000:,.1f}s)")  # fmt: skip
+    print(f"  load           {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     print(
         f"  latency        p50 {quantile(latencies, 50):,.0f} ms, p99 {quantile(latencies, 99):,.0f} ms, "
         f"max {max(latencies, default=math.nan):,.0f} ms (produce -> decision record, {len(latencies):,} events)"
@@ -255,22 +268,80 @@ def steady_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: lis
 
 
 def backlog_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: list[bytes], expect: int,
-                workdir: Path) -> StreamSettings:  # fmt: skip
+                workdir: Path, workers: int = 1) -> tuple[StreamSettings, float]:  # fmt: skip
     settings = settings_for(bootstrap, prefix, args.partitions)
     asyncio.run(ensure_topics(settings))
     asyncio.run(produce(settings, lines, 0.0))
-    with running_worker(args, bootstrap, prefix, workdir) as worker:
+    with contextlib.ExitStack() as stack:
+        started = [stack.enter_context(running_worker(args, bootstrap, prefix, workdir, f"w{n}"))
+                   for n in range(workers)]  # fmt: skip
         decided: dict[str, int] = {}
-        asyncio.run(collect_decisions(settings, expect, args.timeout, decided, worker))
-        started = worker.started
+        asyncio.run(collect_decisions(settings, expect, args.timeout, decided, started[0]))
     first, last = min(decided.values(), default=0), max(decided.values(), default=0)
-    print(f"backlog          {len(lines):,} events on the broker before the worker starts, "
+    rate = len(lines) / max((last - first) / 1000, 1e-9)
+    label = "  worker" if workers == 1 else f"  {workers} workers"
+    print(f"backlog          {len(lines):,} events on the broker before {workers} worker(s) start, "
           f"{len(decided):,}/{expect:,} decisions")  # fmt: skip
-    print(f"  worker         {len(lines) / max((last - first) / 1000, 1e-9):,.0f} events/s "
-          f"(first -> last decision {(last - first) / 1000:,.1f}s)")  # fmt: skip
-    print(f"  with startup   {len(lines) / max(last / 1000 - started, 1e-9):,.0f} events/s "
-          f"(worker start -> last decision {last / 1000 - started:,.1f}s)")  # fmt: skip
-    return settings
+    print(f"{label:<16} {rate:,.0f} events/s (first -> last decision {(last - first) / 1000:,.1f}s)")
+    print(f"  with startup   {len(lines) / max(last / 1000 - started[0].started, 1e-9):,.0f} events/s "
+          f"(worker start -> last decision {last / 1000 - started[0].started:,.1f}s)")  # fmt: skip
+    return settings, rate
+
+
+def minimal_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: list[bytes], workdir: Path) -> float:
+    """The minimal Faust agent (bench/faust_minimal.py) over the same records, as a backlog."""
+    settings = settings_for(bootstrap, prefix, args.partitions)
+
+    async def setup() -> None:
+        admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs(), request_timeout_ms=15000)
+        await admin.start()
+        try:
+            topics = [NewTopic(f"{prefix}{name}", args.partitions, 1) for name in ("in", "out")]
+            await admin.create_topics(topics, timeout_ms=15000)
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            for line in lines:
+                data = orjson.loads(line)
+                await producer.send(f"{prefix}in", line, key=key_for_record(data) or b"-")
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def collect(proc: subprocess.Popen[bytes]) -> list[int]:
+        consumer = AIOKafkaConsumer(f"{prefix}out", **settings.aiokafka_kwargs(), group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
+        await consumer.start()
+        stamps: list[int] = []
+        deadline = time.monotonic() + args.timeout
+        try:
+            while len(stamps) < len(lines) and time.monotonic() < deadline and proc.poll() is None:
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    stamps += [message.timestamp for message in messages]
+        finally:
+            await consumer.stop()
+        return stamps
+
+    asyncio.run(setup())
+    env = {**os.environ, "BENCH_BROKER": bootstrap, "BENCH_PREFIX": prefix, "BENCH_PARTITIONS": str(args.partitions),
+           "BENCH_DATA_DIR": str(workdir / prefix)}  # fmt: skip
+    with (workdir / "faust-minimal.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "faust_minimal.py")], cwd=REPO, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        stamps = asyncio.run(collect(proc))
+    finally:
+        Worker(proc, workdir / "faust-minimal.log", 0.0).stop()
+    if len(stamps) < len(lines):
+        log_text = (workdir / "faust-minimal.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"faust minimal: {len(stamps):,}/{len(lines):,} records:\n{log_text}")
+    seconds = (max(stamps) - min(stamps)) / 1000
+    rate = len(lines) / max(seconds, 1e-9)
+    print(f"faust minimal    {rate:,.0f} events/s (one table write + one send per event, "
+          f"{len(stamps):,}/{len(lines):,} records, first -> last output {seconds:,.1f}s)")  # fmt: skip
+    return rate
 
 
 def settings_for(bootstrap: str, prefix: str, partitions: int) -> StreamSettings:
@@ -300,6 +371,15 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, help="PAYSENTRY_IDLE_SECONDS of the workers (default: theirs)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=600.0, help="per run: give up waiting for decisions")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every worker (repeatable), e.g. PAYSENTRY_ORDERING=bounded",
+    )
+    parser.add_argument("--skip-steady", action="store_true", help="only the backlog runs")
+    parser.add_argument("--scale", action="store_true", help="also a backlog run with two workers")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # aiokafka's retries right after topic creation are noise here
     if args.days is None and args.events is None:
@@ -315,8 +395,14 @@ def main() -> None:
               f"{expect:,} decisions in replay, {args.partitions} partitions")  # fmt: skip
         run_id = uuid.uuid4().hex[:8]
         with broker(args, workdir) as bootstrap:
-            steady_run(args, bootstrap, f"bench-{run_id}-steady.", lines, expect, workdir)
-            settings = backlog_run(args, bootstrap, f"bench-{run_id}-backlog.", lines, expect, workdir)
+            if not args.skip_steady:
+                steady_run(args, bootstrap, f"bench-{run_id}-steady.", lines, expect, workdir)
+            minimal = minimal_run(args, bootstrap, f"bench-{run_id}-minimal.", lines, workdir)
+            settings, one = backlog_run(args, bootstrap, f"bench-{run_id}-backlog.", lines, expect, workdir)
+            print(f"  ratio          worker / faust minimal = {one / minimal:.2f}")
+            if args.scale:
+                _, two = backlog_run(args, bootstrap, f"bench-{run_id}-scale.", lines, expect, workdir, workers=2)
+                print(f"  ratio          two workers / one = {two / one:.2f}")
             seen, bad, seconds = asyncio.run(raw_client(settings, len(lines)))
             print(f"raw aiokafka     {seen / seconds:,.0f} events/s consumed + parse_event, no Faust "
                   f"({seen:,} records, {bad} refused, {seconds:,.2f}s)")  # fmt: skip

@@ -60,6 +60,7 @@ from stream.topics import (
     DECISIONS,
     ENGINE,
     EVENT_ID_HEADER,
+    Batch,
     InvalidEnvelope,
     Routed,
     Tick,
@@ -75,6 +76,11 @@ MASTER_PREFIX = "#{partition}/"
 class _Pending:
     event: Any
     done: bool = False
+    remaining: int = 1  # events of the record (a batch holds many) not yet covered by a checkpoint
+
+    def covered(self) -> None:
+        self.remaining -= 1
+        self.done = self.remaining <= 0
 
 
 class TableView:
@@ -115,6 +121,7 @@ class PartitionState:
     generation: int = 0
     last_checkpoint: float = field(default_factory=time.monotonic)
     next_sweep: int = 0  # event time of the next sweep of finished payments
+    newest: float = float("-inf")  # newest event time received (micros): bounded ordering's watermark
 
     def __post_init__(self) -> None:
         self.store = TableView(self.table, self.dirty)
@@ -129,7 +136,8 @@ class DecisionStage:
                  alert_action: str, send: Callable[..., Any],
                  flush: Callable[[], Awaitable[None]], read_back: ReadBack, checkpoint_events: int,
                  checkpoint_seconds: float, max_buffer: int, internal_key: bytes,
-                 send_deadletter: Callable[..., Awaitable[Any]], faults: FaultHook = NO_FAULTS) -> None:  # fmt: skip
+                 send_deadletter: Callable[..., Awaitable[Any]], faults: FaultHook = NO_FAULTS,
+                 lateness: int | None = None) -> None:  # fmt: skip
         self.engine, self.table, self.partitions, self.partition_of = engine, table, partitions, partition_of
         self.internal_key, self.send_deadletter = internal_key, send_deadletter
         self.alert_rank = action_rank(alert_action)
@@ -137,6 +145,7 @@ class DecisionStage:
         self.checkpoint_events, self.checkpoint_seconds = checkpoint_events, checkpoint_seconds
         self.max_buffer = max_buffer
         self.faults = faults
+        self.lateness = lateness  # None: exact ordering; else bounded, in event-time microseconds
         self.states: dict[int, PartitionState] = {}
         self.revoked: set[int] = set()
         self.lock = asyncio.Lock()  # one message at a time; a rebalance waits for the current one
@@ -169,8 +178,13 @@ class DecisionStage:
                 if envelope.high is not None:
                     state.high[envelope.source] = max(envelope.high, state.high.get(envelope.source, 0))
                 pending.done = True
+            elif isinstance(envelope, Batch):
+                pending.remaining = len(envelope.items)
+                pending.done = not envelope.items
+                for routed in envelope.items:
+                    self._buffer(state, routed, pending)
             else:
-                heapq.heappush(state.buffer, (envelope.order(), next(self._counter), envelope, pending))
+                self._buffer(state, envelope, pending)
             await self._release(state)
             if self._due_for_checkpoint(state):
                 await self.checkpoint(state)
@@ -194,7 +208,7 @@ class DecisionStage:
                     "watermark": self._watermark(s), "groups": len(s.low), "timers": len(s.timers)}
                 for p, s in sorted(self.states.items())}  # fmt: skip
 
-    def _envelope(self, event: Any) -> Routed | Tick:
+    def _envelope(self, event: Any) -> Routed | Tick | Batch:
         signature = envelope_signature(event.message.headers)
         envelope = decode_envelope(event.value, key=self.internal_key, signature=signature)
         if isinstance(envelope, Tick) and envelope.source >= self.partitions:
@@ -210,12 +224,18 @@ class DecisionStage:
         await self.send_deadletter(key=ENGINE.encode(), value=orjson.dumps(record))
 
     # -- event-time order -------------------------------------------------------------------------
+    def _buffer(self, state: PartitionState, routed: Routed, pending: _Pending) -> None:
+        heapq.heappush(state.buffer, (routed.order(), next(self._counter), routed, pending))
+        state.newest = max(state.newest, routed.ts)
+
     def _watermark(self, state: PartitionState) -> float:
-        """Events older than this have all arrived (inf: every ingest group is idle)."""
+        """Events older than this have all arrived (inf: every ingest group is idle). In bounded ordering,
+        also every event older than the newest one received by more than the lateness."""
+        bounded = float("-inf") if self.lateness is None else state.newest - self.lateness
         if len(state.low) < self.partitions:
-            return float("-inf")
+            return bounded
         lows = [low for low in state.low.values() if low is not None]
-        return min(lows) if lows else float("inf")
+        return max(min(lows), bounded) if lows else float("inf")
 
     async def _release(self, state: PartitionState) -> None:
         mark = self._watermark(state)
@@ -345,7 +365,7 @@ class DecisionStage:
         await self.flush()
         state.dirty.clear()
         for pending in state.awaiting:
-            pending.done = True
+            pending.covered()
         state.awaiting.clear()
         state.checkpoints += 1
         state.last_checkpoint = time.monotonic()

@@ -135,3 +135,12 @@ class DeliveryGuard:
             await self.app.consumer.seek_wait({tp: offset})
         except Exception as exc:  # revoked meanwhile: the next owner starts from the committed offset
             log.info("seek %s-%s -> %s failed: %r", tp.topic, tp.partition, offset, exc)
+
+
+def records_queued(stream: Any) -> bool:
+    """Whether the agent's input queue holds further records already fetched (then a stage may batch
+    what it sends rather than send per record); False when Faust does not say."""
+    try:
+        return not stream.channel.queue.empty()
+    except AttributeError:
+        return False

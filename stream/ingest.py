@@ -18,6 +18,9 @@ waits until the group's other inbound partitions have caught up with its event t
 Each group reports its progress (`Tick`) to every partition of `engine.events`, so the decision stage
 knows up to which event time it has seen everything. Records are acknowledged strictly in offset order,
 and only once their output has been handed to the producer (which Faust flushes before committing).
+
+While further records are queued, routed events wait in an outbox and go out as one `engine.events`
+record per partition (`stream.topics.Batch`), before any tick: Faust's per-record cost is paid per batch.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from stream.topics import (
     LABELS,
     PSP,
     SEQ_HEADER,
+    Batch,
     Routed,
     Tick,
     micros,
@@ -48,6 +52,8 @@ from stream.topics import (
 
 PAYMENT_SOURCES = (ERP, PSP, LABELS)
 NUDGE = "ingest.ticks"
+MAX_BATCH_BYTES = 256 * 1024  # an engine.events batch stays well below Kafka's 1 MB message limit
+MAX_BATCH_EVENTS = 2_000
 
 Send = Callable[..., Any]
 
@@ -73,6 +79,7 @@ class Group:
     start: dict[str, int] = field(default_factory=dict)  # topic -> where this owner started (committed)
     highwater: dict[str, int] = field(default_factory=dict)
     waiting: list[tuple[Routed, Event, _Pending]] = field(default_factory=list)
+    waiting_sorted: bool = True
     unacked: dict[str, deque[_Pending]] = field(default_factory=dict)
 
     caught_up_since: dict[str, float] = field(default_factory=dict)
@@ -133,6 +140,11 @@ class IngestStage:
         self.groups: dict[int, Group] = {}
         self.revoked: set[int] = set()
         self.lock = asyncio.Lock()  # one record at a time; a rebalance waits for the current one
+        # routed events not yet handed to the producer: engine partition -> encoded events, and the
+        # inbound records they come from (acknowledged once the batch is sent)
+        self.outbox: dict[int, list[bytes]] = {}
+        self.outbox_bytes = 0
+        self.outbox_pending: list[_Pending] = []
 
     def group(self, index: int) -> Group:
         if index not in self.groups:
@@ -142,6 +154,7 @@ class IngestStage:
     async def forget(self, indexes: set[int]) -> None:
         """Partitions revoked: their unacknowledged records will be processed again by the next owner."""
         async with self.lock:
+            await self.send_batches()  # what was routed goes out (an event routed twice is recognised)
             self.revoked |= indexes
             for index in indexes:
                 self.groups.pop(index, None)
@@ -155,10 +168,26 @@ class IngestStage:
                              if not g.idle(t)}}
                 for i, g in sorted(self.groups.items())}  # fmt: skip
 
-    async def handle(self, event: Any) -> None:
+    async def handle(self, event: Any, *, more: bool = False) -> None:
+        """One inbound record or nudge. `more`: further records are already queued, so the routed events
+        may wait in the outbox for them (sent as one record per partition: `send_batches`)."""
         async with self.lock:
             if event.message.partition not in self.revoked:  # else a straggler from before a rebalance
                 await self._handle(event)
+            if not more or self.outbox_bytes >= MAX_BATCH_BYTES or len(self.outbox_pending) >= MAX_BATCH_EVENTS:
+                await self.send_batches()
+            for group in self.groups.values():
+                self._ack(group)
+
+    async def send_batches(self) -> None:
+        """Hand the outbox to the producer, one `engine.events` record per partition, then mark the
+        inbound records it came from done (they are acknowledged in offset order)."""
+        outbox, pending = self.outbox, self.outbox_pending
+        self.outbox, self.outbox_bytes, self.outbox_pending = {}, 0, []
+        for partition, encoded in sorted(outbox.items()):
+            await self.send_engine(key=b"~batch", value=Batch.encode_items(encoded), partition=partition)
+        for item in pending:
+            item.done = True
 
     async def _handle(self, event: Any) -> None:
         message = event.message
@@ -174,7 +203,6 @@ class IngestStage:
             group.caught_up_since.pop(topic, None)
             await self._inbound(group, topic, message, pending)
         await self._release(group)
-        self._ack(group)
 
     async def _inbound(self, group: Group, topic: str, message: Any, pending: _Pending) -> None:
         raw = _raw_bytes(message.value)
@@ -195,34 +223,41 @@ class IngestStage:
         metrics.observe_event(event)
         if event.family == "vendor":
             for partition in range(self.partitions):
-                await self.send_engine(key=b"~master", value=encoded, partition=partition)
-            pending.done = True
+                self._queue(partition, encoded)
+            self.outbox_pending.append(pending)
         elif event.payment_id in self.routes or not group.must_wait(topic, ts):
-            await self._route(routed, event)
-            pending.done = True
+            self._route(routed, event, pending)
         else:
             group.waiting.append((routed, event, pending))
+            group.waiting_sorted = False
 
-    async def _route(self, routed: Routed, event: Event) -> None:
+    def _route(self, routed: Routed, event: Event, pending: _Pending) -> None:
         shard = shard_for(event, self.routes)
         routed = Routed(routed.event, shard, routed.ts, routed.seq, routed.source, routed.offset)
-        partition = self.partition_of(shard)
-        await self.send_engine(key=shard.encode(), value=routed.encode(), partition=partition)
+        self._queue(self.partition_of(shard), routed.encode())
+        self.outbox_pending.append(pending)
+
+    def _queue(self, partition: int, encoded: bytes) -> None:
+        self.outbox.setdefault(partition, []).append(encoded)
+        self.outbox_bytes += len(encoded)
 
     async def _release(self, group: Group) -> None:
-        """Route the waiting events whose turn has come, oldest first."""
+        """Route the waiting events whose turn has come, oldest first (the first that must still wait
+        holds back every later one, so only a prefix of the sorted list moves)."""
         if not group.waiting:
             return
-        group.waiting.sort(key=lambda item: item[0].order())
-        still: list[tuple[Routed, Event, _Pending]] = []
+        if not group.waiting_sorted:
+            group.waiting.sort(key=lambda item: item[0].order())
+            group.waiting_sorted = True
+        released = 0
         for routed, event, pending in group.waiting:
             topic = {"psp": PSP, "label": LABELS}.get(event.family, ERP)
-            if still or (event.payment_id not in self.routes and group.must_wait(topic, routed.ts)):
-                still.append((routed, event, pending))
-                continue
-            await self._route(routed, event)
-            pending.done = True
-        group.waiting = still
+            if event.payment_id not in self.routes and group.must_wait(topic, routed.ts):
+                break
+            self._route(routed, event, pending)
+            released += 1
+        if released:
+            del group.waiting[:released]
 
     async def _nudge(self, group: Group, value: Any) -> None:
         """A periodic nudge from this worker's clock: fresh high-water marks, then report progress."""
@@ -232,6 +267,7 @@ class IngestStage:
             group.start.setdefault(topic, offset)
         group.note_progress()
         await self._release(group)
+        await self.send_batches()  # the tick vouches for what was routed: it must follow it in every partition
         tick = Tick(group.index, group.low(), group.high()).encode()
         for partition in range(self.partitions):
             await self.send_engine(key=b"~tick", value=tick, partition=partition)

@@ -57,6 +57,15 @@ class StreamSettings(EngineSettings):
     idle_seconds: float = Field(default=1.0, ge=0, description="an inbound partition caught up this long is idle")
     stall_seconds: float = Field(default=5.0, gt=0, description="records waiting, none delivered this long: re-read")
     max_buffer: int = Field(default=200_000, ge=1, description="events held for event-time order per partition")
+    producer_linger_seconds: float = Field(
+        default=0.005, ge=0, le=1, description="the producer waits this long to fill a batch (fewer, larger requests)"
+    )
+    ordering: Literal["exact", "bounded"] = Field(
+        default="exact", description="exact: decide as replay does; bounded: see lateness_seconds (stream/README.md)"
+    )
+    lateness_seconds: float = Field(
+        default=0.0, ge=0, description="bounded ordering: an event waits for newer ones at most this much event time"
+    )
     # -- the review desk (stream/cases_agent.py): off unless a database is given -------------------------
     database_url: SecretStr | None = Field(
         default=None, description="the desk's database: cases filled from `decisions`, verdicts published back"
@@ -113,6 +122,15 @@ class StreamSettings(EngineSettings):
         from stream.topics import partition_for_shard
 
         return partition_for_shard(shard, self.partitions, self.pinned_shards())
+
+    def idle_after(self) -> float:
+        """How long a caught-up inbound partition must stay so to count as idle: in bounded ordering it
+        is idle as soon as it is caught up (a record that comes later may be decided out of order)."""
+        return self.idle_seconds if self.ordering == "exact" else 0.0
+
+    def lateness_micros(self) -> int | None:
+        """Bounded ordering's lateness in event-time microseconds (None: exact ordering)."""
+        return None if self.ordering == "exact" else int(self.lateness_seconds * 1_000_000)
 
     def store_url(self) -> str:
         kind = self.store

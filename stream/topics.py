@@ -5,9 +5,10 @@ Inbound (written by the ERP, the payment platform, the vendor master and analyst
     erp.payments, psp.events, labels   key = payment_id   (co-partitioned: partition i of each meets)
     vendor.master                      key = vendor_id
 
-Internal: `engine.events`, keyed by shard (paying company). Partition `partition_for_shard(shard)` holds
-every event of that shard, in the order the ingest stage routed them, plus vendor events (broadcast to
-every partition: each shard needs the master data as of its own events' time) and progress ticks.
+Internal: `engine.events`. Partition `partition_for_shard(shard)` holds every event of that shard, in the
+order the ingest stage routed them, plus vendor events (broadcast to every partition: each shard needs the
+master data as of its own events' time) and progress ticks. Events travel in micro-batches (`Batch`: one
+record holds the events routed to one partition while the ingest agent had further records queued).
 
 Outbound: `decisions` and `alerts` (key = payment_id, written to the partition of the payment's shard,
 so a payment's decisions stay together and a partition's owner can read back what it emitted),
@@ -39,6 +40,7 @@ SEQ_HEADER = "ps-seq"  # position of the record in the producer's file: breaks e
 EVENT_ID_HEADER = "ps-event-id"
 SIGNATURE_HEADER = "ps-sig"  # HMAC of an engine.events record's value
 MAX_SHARD_LENGTH = 200
+MAX_BATCH_ITEMS = 10_000  # events in one engine.events record (the ingest stage also caps its bytes)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -101,6 +103,21 @@ class Routed:
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    """Routed events for one partition of `engine.events` in one record: the ingest stage pays Faust's
+    per-record cost once per batch rather than once per event. Items keep their routing order."""
+
+    items: tuple[Routed, ...]
+
+    @staticmethod
+    def encode_items(encoded: list[bytes]) -> bytes:
+        """The batch of already encoded `Routed` records (one alone is sent as itself)."""
+        if len(encoded) == 1:
+            return encoded[0]
+        return b'{"k":"b","items":[' + b",".join(encoded) + b"]}"
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Progress of one ingest group: nothing it routes later is older than `low` (None: it is idle,
     caught up with its inbound partitions and holding nothing back); `high` is the newest event time
@@ -138,7 +155,7 @@ def _int(data: dict[str, Any], name: str, *, optional: bool = False, low: int = 
     return value
 
 
-def decode_envelope(raw: Any, *, key: bytes, signature: bytes | None) -> Routed | Tick:
+def decode_envelope(raw: Any, *, key: bytes, signature: bytes | None) -> Routed | Tick | Batch:
     """The record as this deployment's ingest stage wrote it, or InvalidEnvelope with the reason."""
     if not isinstance(raw, bytes):
         raise InvalidEnvelope("empty record (no value)")
@@ -155,8 +172,22 @@ def decode_envelope(raw: Any, *, key: bytes, signature: bytes | None) -> Routed 
     kind = data.get("k")
     if kind == "t":
         return Tick(_int(data, "g", low=0), _int(data, "low", optional=True), _int(data, "high", optional=True))
+    if kind == "b":
+        items = data.get("items")
+        if not isinstance(items, list) or len(items) > MAX_BATCH_ITEMS:
+            raise InvalidEnvelope(f"envelope field 'items' is not a list of at most {MAX_BATCH_ITEMS} events")
+        batch = []
+        for item in items:
+            if not isinstance(item, dict) or item.get("k") != "e":
+                raise InvalidEnvelope("a batch item is not an event")
+            batch.append(_routed(item))
+        return Batch(tuple(batch))
     if kind != "e":
-        raise InvalidEnvelope("record is neither an event nor a progress tick")
+        raise InvalidEnvelope("record is neither an event, a batch of events nor a progress tick")
+    return _routed(data)
+
+
+def _routed(data: dict[str, Any]) -> Routed:
     event, shard = data.get("ev"), data.get("s")
     if not isinstance(event, dict):
         raise InvalidEnvelope("envelope field 'ev' is not an object")

@@ -132,7 +132,7 @@ def test_a_signed_stream_is_decided() -> None:
     [
         (b"\x00\xffgarbage", KEY, "not JSON"),
         (b"[1, 2]", KEY, "not a JSON object"),
-        (b'{"k": "x"}', KEY, "neither an event nor a progress tick"),
+        (b'{"k": "x"}', KEY, "is neither an event"),
         (b'{"k": "t", "g": "0", "low": null, "high": null}', KEY, "'g'"),
         (b'{"k": "t", "g": 5, "low": null, "high": null}', KEY, "ingest group 5"),
         (b'{"k": "e", "ev": [], "s": "CN01", "ts": 1, "q": null, "g": 0, "o": 0}', KEY, "'ev'"),
