@@ -38,35 +38,33 @@ _MODEL_INPUTS: dict[str, tuple[float, float]] = {
 
 def model_inputs(features: dict[str, Any]) -> dict[str, float]:
     """Project the feature dict onto the model's bounded numeric inputs."""
-
-    def num(name: str) -> float | None:
-        value = features.get(name)
-        return None if value is None else float(value)
-
-    amount = num("amount_base")
-    ratio = num("amount_ratio_median_30d")
-    bank_days = num("days_since_bank_change")
-    age = num("vendor_age_days")
-    raw: dict[str, float | None] = {
-        "log_amount_base": math.log10(amount + 1) if amount is not None else None,
-        "amount_zscore_30d": num("amount_zscore_30d"),
-        "log_ratio_median": math.log10(ratio) if ratio and ratio > 0 else None,
-        "hour_local": num("hour_local"),
-        "is_weekend": num("is_weekend"),
-        "is_night": num("is_night"),
-        "account_new_for_vendor": num("account_new_for_vendor"),
-        "bank_change_recency": 1.0 / (1.0 + bank_days) if bank_days is not None else None,
-        "new_vendor": 1.0 / (1.0 + age) if age is not None else None,
-        "self_approved": num("self_approved"),
-        "amount_to_limit_ratio": num("amount_to_limit_ratio"),
-        "vendor_count_24h": num("vendor_count_24h"),
-        "account_shared": num("account_shared"),
-    }
+    get = features.get
+    amount = get("amount_base")
+    ratio = get("amount_ratio_median_30d")
+    bank_days = get("days_since_bank_change")
+    age = get("vendor_age_days")
+    raw: tuple[float | None, ...] = (
+        math.log10(float(amount) + 1) if amount is not None else None,
+        get("amount_zscore_30d"),
+        math.log10(float(ratio)) if ratio and ratio > 0 else None,
+        get("hour_local"),
+        get("is_weekend"),
+        get("is_night"),
+        get("account_new_for_vendor"),
+        1.0 / (1.0 + float(bank_days)) if bank_days is not None else None,
+        1.0 / (1.0 + float(age)) if age is not None else None,
+        get("self_approved"),
+        get("amount_to_limit_ratio"),
+        get("vendor_count_24h"),
+        get("account_shared"),
+    )  # in _MODEL_INPUTS order
     out: dict[str, float] = {}
-    for name, (neutral, upper) in _MODEL_INPUTS.items():
-        value = raw[name]
-        out[name] = neutral if value is None else min(max(value, -upper), upper)
+    for (name, neutral, upper), value in zip(_BOUNDS, raw, strict=True):
+        out[name] = neutral if value is None else min(max(float(value), -upper), upper)
     return out
+
+
+_BOUNDS = tuple((name, neutral, upper) for name, (neutral, upper) in _MODEL_INPUTS.items())
 
 
 class CalibratedHalfSpaceTrees:
@@ -93,11 +91,11 @@ class CalibratedHalfSpaceTrees:
         self._recent: deque[float] = deque(maxlen=calibration_window)
         self._sorted: list[float] = []
         self._last: tuple[dict[str, float], float] | None = None  # score_one then learn_one on one x
+        self._version = _version(self.params)  # read by every decision
 
     @property
     def version(self) -> str:
-        digest = hashlib.sha256(repr(sorted(self.params.items())).encode()).hexdigest()[:8]
-        return f"hst-{digest}"
+        return self._version
 
     @property
     def ready(self) -> bool:
@@ -106,7 +104,8 @@ class CalibratedHalfSpaceTrees:
     def raw_score(self, x: dict[str, float]) -> float:
         if self._last is not None and self._last[0] == x:
             return self._last[1]
-        raw = float(self.pipeline.score_one(x))
+        scaler, trees = self.pipeline.steps.values()  # the pipeline's own steps, called directly
+        raw = float(trees.score_one(scaler.transform_one(x)))
         self._last = (dict(x), raw)
         return raw
 
@@ -126,6 +125,14 @@ class CalibratedHalfSpaceTrees:
             del self._sorted[bisect.bisect_left(self._sorted, old)]
         self._recent.append(raw)
         bisect.insort(self._sorted, raw)
-        self.pipeline.learn_one(x)
+        # what the pipeline's learn_one does: the scaler learns x, the trees learn x scaled after that
+        scaler, trees = self.pipeline.steps.values()
+        scaler.learn_one(x)
+        trees.learn_one(scaler.transform_one(x))
         self._last = None  # the model changed: the cached score is stale
         self.learned += 1
+
+
+def _version(params: dict[str, int]) -> str:
+    digest = hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:8]
+    return f"hst-{digest}"

@@ -50,14 +50,18 @@ def scored_event(event_type: str) -> bool:
 
 
 def score_payment(features: dict[str, Any], at: int, anomaly_model: CalibratedHalfSpaceTrees,
-                  served: ServedModels | None, learner: OnlineLearner | None) -> PaymentScores:  # fmt: skip
+                  served: ServedModels | None, learner: OnlineLearner | None,
+                  keep_inputs: bool = True) -> PaymentScores:  # fmt: skip
     """Every score of a payment event at event time `at`; writes model_score and anomaly_score into
-    `features`."""
+    `features`. `keep_inputs`: the learner will keep this payment's inputs (a release), so they are
+    built even when no model reads them now."""
     anomaly_x = model_inputs(features)
     scores = PaymentScores(anomaly_x=anomaly_x, anomaly=anomaly_model.score_one(anomaly_x))
     live = served.live_at(at) if served is not None else None
     shadow = served.shadow if served is not None else None
-    if live is not None or shadow is not None or learner is not None:
+    # a learner still warming up scores nothing: its inputs are only built for it to keep
+    learner_reads = learner is not None and (keep_inputs or learner.ready)
+    if live is not None or shadow is not None or learner_reads:
         x = scores.supervised_x = supervised_inputs(features, anomaly_x)
         if live is not None:
             scores.model, scores.model_name = live.model.score_one(x), live.name

@@ -30,7 +30,7 @@ from models.scorer import CalibratedHalfSpaceTrees
 from models.scoring import NOT_SCORED, PaymentScores, explained_labels, score_payment, scored_event
 from models.serving import ServedModels, served_from_environment
 from models.supervised import OnlineLearner
-from paysentry.contract import Decision, Event, PaymentSummary, RuleHit, action_rank, severity_rank
+from paysentry.contract import Decision, Event, RuleHit, action_rank, severity_rank
 from paysentry.event_time import epoch, utc_from_epoch
 from paysentry.invoices import normalise_invoice
 from paysentry.money import cents, convert, to_base
@@ -47,7 +47,6 @@ from paysentry.state import (
     UserProfile,
     VendorMaster,
     VendorProfile,
-    key_for,
 )
 from paysentry.windows import HOUR
 
@@ -101,17 +100,19 @@ class _Touched:
     def get(self, cls: type[Entity], entity_id: str | None, create: bool = True) -> Any:
         if not entity_id:
             return None
-        key = key_for(cls, entity_id, self.shard)
-        if key in self.loaded:
-            return self.loaded[key]
-        entity = (self.store if cls.sharded else self.master).get(key)
+        sharded = cls.sharded
+        key = f"{self.shard}/{cls.prefix}:{entity_id}" if sharded else f"{cls.prefix}:{entity_id}"  # key_for
+        entity = self.loaded.get(key)
+        if entity is not None:
+            return entity
+        entity = (self.store if sharded else self.master).get(key)
         if entity is not None and self.expired(entity, self.at):
             entity = None
         if entity is None:
             if not create:
                 return None
             entity = cls()
-        if cls.sharded or self.writes_master:
+        if sharded or self.writes_master:
             self.loaded[key] = entity
         return entity
 
@@ -134,10 +135,18 @@ def combined_risk(hits: Iterable[RuleHit], model_score: float | None, supervised
     return round(1.0 - keep, 6)
 
 
-def _round(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 4) if math.isfinite(value) else None
-    return value
+def _shown_features(features: dict[str, Any]) -> dict[str, Any]:
+    """The explained features that are present, floats rounded to 4 places (not finite: None)."""
+    shown: dict[str, Any] = {}
+    get = features.get
+    for name in EXPLAINED_FEATURES:
+        value = get(name)
+        if value is None:
+            continue
+        if isinstance(value, float):
+            value = round(value, 4) if math.isfinite(value) else None
+        shown[name] = value
+    return shown
 
 
 FeatureSink = Callable[[str, str, dict[str, Any]], None]
@@ -285,7 +294,9 @@ class Engine:
         features.update(label_features(profiles, at))
         scores = NOT_SCORED
         if scored_event(event_type):
-            scores = score_payment(features, at, self.model, self.models, self.learner)
+            scores = score_payment(
+                features, at, self.model, self.models, self.learner, keep_inputs=event_type == "payment.released"
+            )
 
         def window(entity: str, stat: str, seconds: int) -> float:
             profile = profiles.get(entity)
@@ -298,14 +309,17 @@ class Engine:
         model_score = scores.anomaly  # the decision's model_score field stays the anomaly score
         action: Any = max((h.action for h in hits), key=action_rank, default="allow")
         severity = max((h.severity for h in hits), key=severity_rank, default=None)
-        payment = _payment_summary(event, record)
-        shown = {k: _round(features.get(k)) for k in EXPLAINED_FEATURES if features.get(k) is not None}
-        explanation: dict[str, Any] = {"features": shown | explained_labels(features), "payment": payment.to_dict()}
+        shown = _shown_features(features)
+        shown.update(explained_labels(features))
+        explanation: dict[str, Any] = {"features": shown, "payment": _payment_summary(event, record)}
         if scores is not NOT_SCORED:
             explanation["models"] = scores.explanation()  # which registered model scored it, and every score
-        decision = Decision(
-            payment_id=record_or_event(record, event, "payment_id"),
-            event_id=event.event_id if event else f"{event_type}:{record_or_event(record, event, 'payment_id')}",
+        payment_id = record_or_event(record, event, "payment_id")
+        # Every value is built here from checked parts (the event, the rules' hits): constructed, not
+        # validated again field by field.
+        decision = Decision.model_construct(
+            payment_id=payment_id,
+            event_id=event.event_id if event else f"{event_type}:{payment_id}",
             event_time=moment.isoformat(),
             event_type=event_type,
             vendor_id=vendor_id,
@@ -486,22 +500,26 @@ def _moment(at: int) -> datetime:
     return utc_from_epoch(at)
 
 
-def _payment_summary(event: Event | None, record: PaymentRecord) -> PaymentSummary:
-    """What a person needs to find the payment: never the clear account, only its masked form."""
-    return PaymentSummary(
-        amount=str(event.amount) if event and event.amount is not None else record.amount or record.platform_amount,
-        currency=(event.currency if event else None) or record.currency,
-        channel=(event.channel if event else None) or record.channel,
-        payee_account_masked=(event.payee_account_masked if event else None) or record.payee_account_masked,
-        payee_bank=event.payee_bank if event else None,
-        payee_country=event.payee_country if event else None,
-        vendor_name=event.vendor_name if event else None,
-        invoice_id=event.invoice_id if event else None,
-        po_id=event.po_id if event else None,
-        due_date=event.due_date.isoformat() if event and event.due_date else None,
-        created_by=(event.created_by if event else None) or record.created_by,
-        approved_by=(event.approved_by if event else None) or record.approved_by or None,
-        released_amount=record.released_amount,
-        released_at=utc_from_epoch(record.released_at).isoformat() if record.released_at is not None else None,
-        status_reason=event.status_reason if event else None,
-    )
+def _payment_summary(event: Event | None, record: PaymentRecord) -> dict[str, Any]:
+    """What a person needs to find the payment, as `PaymentSummary(...).to_dict()` gives it (absent facts
+    left out): never the clear account, only its masked form."""
+    approved = (event.approved_by if event else None) or record.approved_by or None
+    amount = str(event.amount) if event and event.amount is not None else record.amount or record.platform_amount
+    facts = (
+        ("amount", amount),
+        ("currency", (event.currency if event else None) or record.currency),
+        ("channel", (event.channel if event else None) or record.channel),
+        ("payee_account_masked", (event.payee_account_masked if event else None) or record.payee_account_masked),
+        ("payee_bank", event.payee_bank if event else None),
+        ("payee_country", event.payee_country if event else None),
+        ("vendor_name", event.vendor_name if event else None),
+        ("invoice_id", event.invoice_id if event else None),
+        ("po_id", event.po_id if event else None),
+        ("due_date", event.due_date.isoformat() if event and event.due_date else None),
+        ("created_by", (event.created_by if event else None) or record.created_by),
+        ("approved_by", list(approved) if approved is not None else None),
+        ("released_amount", record.released_amount),
+        ("released_at", utc_from_epoch(record.released_at).isoformat() if record.released_at is not None else None),
+        ("status_reason", event.status_reason if event else None),
+    )  # fmt: skip
+    return {name: value for name, value in facts if value is not None}

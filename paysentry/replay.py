@@ -76,7 +76,11 @@ class MemoryStateStore(MutableMapping[str, Entity]):
         return entity
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key in self._live or key in self._packed:
+        entity = self._live.get(key)
+        if entity is not None:
+            self._live.move_to_end(key)
+            return entity
+        if key in self._packed:
             return self[key]
         return default
 

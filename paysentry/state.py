@@ -81,8 +81,14 @@ class Entity:
 
     def idle_past(self, at: int) -> bool:
         """True if, at event time `at`, this entity has been idle longer than its horizon."""
+        memory = self.memory
+        if memory is None:
+            return False
+        touched = self.touched_at
+        if touched is not None and at <= touched + memory:
+            return False  # last_active() is never earlier than touched_at: no need to weigh the rest
         last = self.last_active()
-        return self.memory is not None and last is not None and at > last + self.memory
+        return last is not None and at > last + memory
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.prefix}
@@ -256,7 +262,11 @@ class PaymentRecord(Entity):
 
 
 def _latest(*times: int | None) -> int | None:
-    return max((t for t in times if t is not None), default=None)
+    latest = None
+    for t in times:
+        if t is not None and (latest is None or t > latest):
+            latest = t
+    return latest
 
 
 ENTITY_TYPES: dict[str, type[Entity]] = {

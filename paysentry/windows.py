@@ -43,15 +43,20 @@ def bin_value(bin_index: int) -> float:
 
 
 class WindowedStats:
-    __slots__ = ("ladders", "with_histogram")
+    # `_reads`: what was read since the last write, by (what, ladder, first bucket, last bucket); a
+    # window's buckets are fixed by those, so an entity read by several events between two writes (a
+    # payment's created, approved, released, settled events) sums its buckets once. Never persisted.
+    __slots__ = ("ladders", "with_histogram", "_reads")
 
     def __init__(self, with_histogram: bool = False, ladders: list[list[list[Any]]] | None = None):
         self.with_histogram = with_histogram
         self.ladders: list[list[list[Any]]] = ladders if ladders is not None else [[] for _ in LADDERS]
+        self._reads: dict[tuple[str, int, int, int], Any] = {}
 
     # -- recording -----------------------------------------------------------------------------
     def add(self, at: int, cents: int = 0, *, failure: bool = False, count: bool = True) -> None:
         """Record one observation at epoch second `at` (out-of-order times are placed correctly)."""
+        self._reads.clear()
         units = cents / 100
         for index, (width, keep) in enumerate(LADDERS):
             buckets = self.ladders[index]
@@ -93,31 +98,62 @@ class WindowedStats:
         return buckets[0]
 
     # -- reading -------------------------------------------------------------------------------
-    def _selected(self, now: int, seconds: int) -> list[list[Any]]:
+    @staticmethod
+    def _window(now: int, seconds: int) -> tuple[int, int, int]:
+        """(ladder, first bucket start, last bucket start) of the window of `seconds` ending at `now`."""
+        last = len(LADDERS) - 1
         for index, (width, keep) in enumerate(LADDERS):
-            if seconds <= width * keep or index == len(LADDERS) - 1:
-                first = (now - seconds) - (now - seconds) % width
+            if seconds <= width * keep or index == last:
                 if seconds % width == 0:
                     # "the last 24 h" in hourly buckets: the current bucket plus the 23 before it
                     first = now - now % width - seconds + width
-                return [b for b in self.ladders[index] if first <= b[_START] <= now]
-        return []  # pragma: no cover - the loop always returns on the last ladder
+                else:
+                    first = (now - seconds) - (now - seconds) % width
+                return index, first, now - now % width  # bucket starts are multiples of the width
+        raise AssertionError("unreachable: the loop returns on the last ladder")  # pragma: no cover
+
+    def _selected(self, ladder: int, first: int, last: int) -> list[list[Any]]:
+        """The ladder's buckets starting in [first, last], oldest first (buckets are kept in order)."""
+        buckets = self.ladders[ladder]
+        end = len(buckets)
+        while end and buckets[end - 1][_START] > last:
+            end -= 1
+        begin = end
+        while begin and buckets[begin - 1][_START] >= first:
+            begin -= 1
+        return buckets[begin:end]
 
     def summary(self, now: int, seconds: int) -> tuple[int, float, float, float, float]:
         """(count, sum, mean, std, max) in one pass over the window's buckets."""
+        window = self._window(now, seconds)
+        key = ("summary", *window)
+        found = self._reads.get(key)
+        if found is not None:
+            return found
         count, total_cents, sumsq, largest = 0, 0, 0.0, 0
-        for bucket in self._selected(now, seconds):
+        for bucket in self._selected(*window):
             count += bucket[_COUNT]
             total_cents += bucket[_SUM]
             sumsq += bucket[_SUMSQ]
-            largest = max(largest, bucket[_MAX])
+            if bucket[_MAX] > largest:
+                largest = bucket[_MAX]
         total = total_cents / 100
         mean = total / count if count else 0.0
         std = math.sqrt(max((sumsq - count * mean * mean) / (count - 1), 0.0)) if count > 1 else 0.0
-        return count, total, mean, std, largest / 100
+        result = count, total, mean, std, largest / 100
+        self._reads[key] = result
+        return result
 
     def stat(self, stat: str, now: int, seconds: int) -> float:
-        buckets = self._selected(now, seconds)
+        window = self._window(now, seconds)
+        key = (stat, *window)
+        found = self._reads.get(key)
+        if found is None:
+            found = self._reads[key] = self._stat(stat, self._selected(*window))
+        return found
+
+    @staticmethod
+    def _stat(stat: str, buckets: list[list[Any]]) -> float:
         count = sum(b[_COUNT] for b in buckets)
         if stat == "count":
             return float(count)
@@ -142,19 +178,26 @@ class WindowedStats:
 
     def median(self, now: int, seconds: int = 30 * DAY) -> float | None:
         """Approximate median amount (units, not cents) over the window, from the daily histograms."""
+        window = self._window(now, seconds)
+        key = ("median", *window)
+        if key in self._reads:
+            return self._reads[key]
         merged: dict[int, int] = {}
-        for bucket in self._selected(now, seconds):
-            for key, value in (bucket[_HIST] or {}).items():
-                merged[int(key)] = merged.get(int(key), 0) + value
+        get = merged.get
+        for bucket in self._selected(*window):
+            for bin_index, value in (bucket[_HIST] or {}).items():
+                merged[bin_index] = get(bin_index, 0) + value
+        result = None
         total = sum(merged.values())
-        if total == 0:
-            return None
-        half, running = total / 2, 0
-        for key in sorted(merged):
-            running += merged[key]
-            if running >= half:
-                return bin_value(key) / 100
-        return None  # pragma: no cover
+        if total:
+            half, running = total / 2, 0
+            for bin_index in sorted(merged):
+                running += merged[bin_index]
+                if running >= half:
+                    result = bin_value(bin_index) / 100
+                    break
+        self._reads[key] = result
+        return result
 
     # -- snapshots -----------------------------------------------------------------------------
     def to_data(self) -> list[Any]:
