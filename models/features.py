@@ -173,9 +173,10 @@ _VENDOR_FEATURES = (
 def _account_features(inputs: FeatureInputs, vendor_id: str | None) -> dict[str, Any]:
     event, vendor, master = inputs.event, inputs.vendor, inputs.vendor_master
     account_hash = event.payee_account_hash if event is not None else None
-    if account_hash is None:
-        return {"account_matches_master": None, "account_new_for_vendor": None,
-                "account_age_days": None, "account_vendor_count": None, "account_shared": None}  # fmt: skip
+    if event is None or account_hash is None:
+        return {"account_matches_master": None, "account_new_for_vendor": None, "account_age_days": None,
+                "account_vendor_count": None, "account_shared": None, "iban_invalid": None,
+                "iban_problem": None}  # fmt: skip
     owners = set(inputs.account_master.vendors) if inputs.account_master else set()
     owners |= set(inputs.account.vendors) if inputs.account else set()
     owners.discard(vendor_id or "")
@@ -189,6 +190,8 @@ def _account_features(inputs: FeatureInputs, vendor_id: str | None) -> dict[str,
         "account_age_days": _days(inputs.at, min(first_seen)) if first_seen else None,
         "account_vendor_count": len(owners),
         "account_shared": bool(owners),
+        "iban_invalid": event.payee_account_problem is not None,
+        "iban_problem": event.payee_account_problem,
     }
 
 

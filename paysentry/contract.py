@@ -32,6 +32,7 @@ from pydantic import (
 
 from paysentry.decode import MAX_EXTRA_KEYS, MAX_RECORD_BYTES, RecordRefused, decode_record, encode_plain
 from paysentry.event_time import DEFAULT_TIME_WINDOW, TimeWindow, check_event_time
+from paysentry.iban import iban_problem
 from paysentry.redaction import mask_account, normalise_account, scrub_text, scrub_value
 
 # Kept importable from here, where callers look for the contract's pieces.
@@ -173,6 +174,7 @@ class Event(BaseModel):
     channel: Channel | None = None
     payee_account_hash: str | None = None
     payee_account_masked: str | None = None
+    payee_account_problem: str | None = None  # set at ingest: what fails the IBAN check (paysentry.iban)
     payee_bank: _text(128) | None = None  # type: ignore[valid-type]
     payee_country: Country | None = None
     created_by: _text(64) | None = None  # type: ignore[valid-type]
@@ -205,10 +207,17 @@ class Event(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
 
 
-_KNOWN_FIELDS = frozenset(Event.model_fields) - {"payee_account_hash", "payee_account_masked", "extra"}
+_KNOWN_FIELDS = frozenset(Event.model_fields) - {
+    "payee_account_hash",
+    "payee_account_masked",
+    "payee_account_problem",
+    "extra",
+}
 # Read at ingest and never kept as given: the clear account becomes a hash and a mask, and a hash or mask
 # from the producer is not trusted (it could be anything, the clear number included).
-_INGEST_ONLY = frozenset({"extra", "payee_account", "payee_account_hash", "payee_account_masked"})
+_INGEST_ONLY = frozenset(
+    {"extra", "payee_account", "payee_account_hash", "payee_account_masked", "payee_account_problem"}
+)
 # Free text where a producer may paste an account number; identifiers are kept exactly (they join events).
 _FREE_TEXT = ("vendor_name", "payee_bank", "status_reason", "typology")
 _MAX_REASON_CHARS = 1000
@@ -286,6 +295,7 @@ def parse_event(
             raise refuse("payee_account: must be a string of 4 to 64 characters")
         fields["payee_account_hash"] = hash_account(account, account_key)
         fields["payee_account_masked"] = mask_account(account)
+        fields["payee_account_problem"] = iban_problem(account)
     fields["extra"] = scrub_value(extra)
     try:
         event = Event.model_validate(fields)

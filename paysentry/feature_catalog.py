@@ -71,6 +71,10 @@ FEATURES: dict[str, FeatureSpec] = {
     "account_age_days": _f("number", "days since this payee account was first seen"),
     "account_vendor_count": _f("number", "other vendors that this payee account belongs to or was paid as"),
     "account_shared": _f("bool", "the payee account belongs to another vendor too"),
+    "iban_invalid": _f(
+        "bool", "the payee account is written as an IBAN but fails its check (check digits, length, structure)"
+    ),
+    "iban_problem": _f("text", "what fails the IBAN check: iban_checksum, iban_length, iban_structure, ..."),
     # Duplicates
     "duplicate_invoice": _f(
         "bool", "another payment to the vendor has the same normalised invoice reference and amount"

@@ -38,6 +38,7 @@ EVENT_FIELDS: dict[str, Kind] = {
     "channel": "text",
     "payee_account_hash": "text",
     "payee_account_masked": "text",
+    "payee_account_problem": "text",
     "payee_bank": "text",
     "payee_country": "text",
     "created_by": "text",

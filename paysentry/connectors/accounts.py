@@ -13,7 +13,6 @@ IBAN's bank, by the registry), `bic_country_mismatch` (notes only).
 
 from __future__ import annotations
 
-import re
 import warnings
 from functools import lru_cache
 from typing import Any
@@ -21,28 +20,15 @@ from typing import Any
 from schwifty import BIC, IBAN
 from schwifty import exceptions as swx
 
-_IBAN_SHAPE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{8,30}")
-_IBAN_PROBLEMS: tuple[tuple[type[Exception], str], ...] = (
-    (swx.InvalidChecksumDigits, "iban_checksum"),
-    (swx.InvalidLength, "iban_length"),
-    (swx.InvalidCountryCode, "iban_country"),
-    (swx.InvalidBankCode, "iban_bank_code"),
-    (swx.InvalidBranchCode, "iban_bank_code"),
-    (swx.InvalidAccountCode, "iban_structure"),
-    (swx.InvalidBBANChecksum, "iban_national_checksum"),
-    (swx.InvalidStructure, "iban_structure"),
-)
+from paysentry.iban import IBAN_PROBLEMS as _IBAN_PROBLEMS
+from paysentry.iban import looks_like_iban
+
 _BIC_PROBLEMS: tuple[tuple[type[Exception], str], ...] = (
     (swx.InvalidCountryCode, "bic_country"),
     (swx.InvalidLength, "bic_structure"),
     (swx.InvalidStructure, "bic_structure"),
 )
 NOTES_ONLY = frozenset({"bic_unknown", "bic_mismatch", "bic_country_mismatch"})
-
-
-def looks_like_iban(account: str) -> bool:
-    """Two letters and two digits up front: an IBAN (valid or not) rather than a national account number."""
-    return bool(_IBAN_SHAPE.fullmatch(re.sub(r"\s", "", account).upper()))
 
 
 def _problem(exc: Exception, table: tuple[tuple[type[Exception], str], ...], default: str) -> str:
