@@ -121,6 +121,21 @@ def test_vendor_names_are_escaped(desk_app: FastAPI, http: httpx.Client) -> None
         assert "<script>" not in page.text.replace('<script src="/static/desk.js" defer></script>', "")
 
 
+def test_a_case_shows_the_bank_details_and_both_model_scores(desk_app: FastAPI, http: httpx.Client) -> None:
+    record = decision("P-BANK", "e-bank", rule_id="bank_change_bec")
+    record["explanation"]["features"] = {"days_since_bank_change": 2.5, "account_new_for_vendor": True}
+    record["explanation"]["models"] = {"model": "fraud-lr@v3", "model_score": 0.93, "anomaly_score": 0.41}
+    quiet = decision("P-QUIET", "e-quiet")
+    secret = add_user(_sessions(desk_app), "ana", "analyst")
+    [bank_case, quiet_case] = _import(desk_app, record, quiet)
+    login(http, "ana", secret)
+    page = http.get(f"/cases/{bank_case}").text
+    assert "changed 2.5 days before this payment" in page and "account new for this vendor" in page
+    assert "scores: model 0.930 (fraud-lr@v3)" in page and "anomaly 0.410" in page
+    other = http.get(f"/cases/{quiet_case}").text
+    assert "no change on record" in other and "account new for this vendor" not in other
+
+
 def test_two_leads_release_a_large_hold_through_the_forms(desk_app: FastAPI, live_desk: LiveServer) -> None:
     sessions = _sessions(desk_app)
     secrets = {name: add_user(sessions, name, "lead") for name in ("lea", "leo")}
