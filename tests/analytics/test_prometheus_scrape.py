@@ -33,6 +33,19 @@ def _wait_for_value(prom, expression: str, expected: float, timeout: float = 60.
     return float("nan") if value is None else value
 
 
+def _wait_for_channels(prom, expected: dict[str, float], timeout: float = 60.0) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Failures by channel once a scrape holds them all (a query may still see the scrape before)."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        rows = prom.query("sum by (channel) (paysentry_payment_outcomes_total{outcome=~'failed|returned'})")
+        seen = {r["metric"]["channel"]: float(r["value"][1]) for r in rows}
+        if seen == expected:
+            break
+        time.sleep(0.25)
+    return seen
+
+
 def test_prometheus_scrapes_the_engine(start_prometheus, sim_files: SimFiles) -> None:  # type: ignore[no-untyped-def]
     key = os.urandom(32)
     raw_events = [orjson.loads(line) for line in sim_files.events.read_bytes().splitlines() if line.strip()]
@@ -56,10 +69,8 @@ def test_prometheus_scrapes_the_engine(start_prometheus, sim_files: SimFiles) ->
 
         assert _wait_for_value(prom, "sum(paysentry_payments_total)", len(released)) == len(released)
         assert _wait_for_value(prom, "sum(paysentry_decisions_total)", decisions) == decisions
-        by_channel = prom.query("sum by (channel) (paysentry_payment_outcomes_total{outcome=~'failed|returned'})")
-        assert {r["metric"]["channel"]: float(r["value"][1]) for r in by_channel} == {
-            channel: float(count) for channel, count in failures.items()
-        }
+        expected = {channel: float(count) for channel, count in failures.items()}
+        assert _wait_for_channels(prom, expected) == expected
         assert _wait_for_value(prom, "sum(paysentry_dead_letters_total)", 1) == 1
         latency = prom.query("paysentry_decision_latency_seconds_count")
         assert float(latency[0]["value"][1]) == len(events)
