@@ -29,6 +29,7 @@ from models.lifecycle import SnapshotRefused
 from models.registry import SWITCH_CHANNEL, ModelRegistry, Promotion, RegistryError, registry_from_location
 from models.supervised import LinearModel
 from paysentry.audit import AuditLog
+from paysentry.pubsub import SignalListener
 
 log = logging.getLogger("paysentry.models.serving")
 REGISTRY_ENV = "PAYSENTRY_MODEL_REGISTRY"
@@ -161,44 +162,9 @@ def served_from_environment(audit_log: Path | None = None) -> ServedModels | Non
     return ServedModels(registry, audit_log=audit_log)
 
 
-class SwitchListener:
+class SwitchListener(SignalListener):
     """A background thread that re-reads the registry whenever a promote/rollback message arrives."""
 
     def __init__(self, client: Any, served: ServedModels, channel: str = SWITCH_CHANNEL):
         self.served = served
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(channel)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="paysentry-model-switch", daemon=True)
-        self.received = 0
-
-    def start(self) -> SwitchListener:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                message = self._pubsub.get_message(timeout=0.5)
-            except Exception as exc:  # a Redis hiccup must not end switches for good
-                log.warning("model switch listener: %s; retrying", exc)
-                time.sleep(1.0)
-                continue
-            if message is None:
-                continue
-            self.received += 1
-            try:
-                self.served.refresh(trigger="redis")
-            except Exception:  # one bad refresh must not end the listener
-                log.exception("model switch through Redis failed; still listening")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._pubsub.close()
-
-    def __enter__(self) -> SwitchListener:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(client, channel, lambda: served.refresh(trigger="redis"), "model switch")
