@@ -152,12 +152,27 @@ def _screenshot(driver, name: str, tmp_path: Path) -> None:
 def _click_and_load(driver, element) -> None:
     """Click something that loads a new page, and wait until the old page is gone."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 60).until(lambda _: _is_gone(page))
+
+
+def _is_gone(page) -> bool:
+    """Whether the old page has left the document. While a navigation swaps documents chromedriver may
+    answer "node does not belong to the document" instead of a stale-element error: gone all the same."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in (error.msg or ""):
+            return True
+        raise
+    return False
 
 
 def test_review_a_queue_in_the_browser(browser, desk, tmp_path: Path) -> None:
