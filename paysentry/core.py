@@ -59,6 +59,7 @@ ANOMALY_WEIGHT_BESIDE_SUPERVISED = 0.0  # see combined_risk
 # Engine(models=FROM_ENVIRONMENT): the registry PAYSENTRY_MODEL_REGISTRY names (models.serving)
 FROM_ENVIRONMENT: Literal["environment"] = "environment"
 NEAR_LIMIT_FLOOR = Decimal("0.9")  # a payment from 90 % of the approval limit up counts as near it
+FAILURES = ("psp.failed", "psp.returned")
 UNMATCHED_GRACE = HOUR  # platform events may arrive before the ERP's; wait this long before flagging
 EXPLAINED_FEATURES = (
     "amount_base", "amount_zscore_30d", "amount_ratio_median_30d", "vendor_amount_median_30d",
@@ -319,6 +320,11 @@ class Engine:
         explanation: dict[str, Any] = {"features": shown, "payment": _payment_summary(event, record)}
         if scores is not NOT_SCORED:
             explanation["models"] = scores.explanation()  # which registered model scored it, and every score
+        if channel_profile is not None and event_type in FAILURES and action_rank(action) >= action_rank("review"):
+            # a flagged failure names the channel's earlier ones, which failed before anything could flag
+            earlier = channel_profile.failures_before(at, record.payment_id)
+            if earlier:
+                explanation["channel_incident"] = {"channel": channel, "earlier_failures": earlier}
         payment_id = record_or_event(record, event, "payment_id")
         # Every value is built here from checked parts (the event, the rules' hits): constructed, not
         # validated again field by field.
@@ -483,6 +489,8 @@ class Engine:
         channel: ChannelProfile | None = touched.get(ChannelProfile, event.channel or record.channel)
         if channel is not None and outcome:
             channel.stats.add(at, 0, failure=event.type != "psp.settled")
+            if event.type in FAILURES and record.payment_id:
+                channel.add_failure(record.payment_id, at)
             channel.first_seen = min(at, channel.first_seen or at)
             channel.last_seen = max(at, channel.last_seen or at)
 

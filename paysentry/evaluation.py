@@ -13,6 +13,14 @@ decisions does, and only those decisions count):
   `recall` = labelled-T payments flagged by any rule / labelled-T payments; `recall_own` = flagged by
   a rule of typology T; `precision` = payments a T rule flagged that are positives (of any typology) /
   payments a T rule flagged; `fpr` = negatives a T rule flagged / all negatives.
+- **recall_incident**: a payment is also caught when a flagged test-window decision names it in its
+  `explanation["channel_incident"]["earlier_failures"]`: a flagged failure or return names the channel's
+  failures of the hour before it, which failed before anything could flag them, so the people handling
+  the alert re-send those too. `recall` counts a payment only when its own decisions flag it (caught at
+  decision time); `recall_incident` counts it when flagged or named (caught by the follow-up), overall
+  and per typology, with `caught_incident` and `missed_incident`. Being named is not a flag: precision
+  and false-positive rates count flags only; `named` (payments named and not flagged themselves) and
+  `named_positive` (those of them that are positives) show what the follow-up costs and brings.
 - per rule: payments it flagged, their precision and the rule's false-positive rate.
 - overall recall, precision and false-positive rate of the flags, and ROC AUC and average precision of
   each payment's highest `risk_score` in the window; the same for the supervised `model_score` and the
@@ -112,6 +120,7 @@ class Collector:
     payer_field: str = "created_by"
     payments: dict[str, PaymentOutcome] = field(default_factory=dict)
     decisions: int = 0
+    named: set[str] = field(default_factory=set)  # payments a flagged decision names as earlier failures
     # (day, payer) -> highest risk that day
     payer_risk: dict[tuple[date, str], float] = field(default_factory=dict)
 
@@ -125,6 +134,7 @@ class Collector:
             outcome.flagged = True
             outcome.typologies.update(hit.labels.get("typology") or hit.rule_id for hit in acting)
             outcome.rules.update(hit.rule_id for hit in acting)
+            self.named.update(_earlier_failures(decision))
         models = decision.explanation.get("models")
         if isinstance(models, dict):
             for name in MODEL_SCORES:
@@ -136,6 +146,13 @@ class Collector:
         outcome.days[day] = payer
         key = (day, payer)
         self.payer_risk[key] = max(self.payer_risk.get(key, 0.0), decision.risk_score)
+
+
+def _earlier_failures(decision: Decision) -> list[str]:
+    """The payment ids a decision names as its channel's earlier failures (nothing when malformed)."""
+    incident = decision.explanation.get("channel_incident")
+    named = incident.get("earlier_failures") if isinstance(incident, dict) else None
+    return [p for p in named if isinstance(p, str)] if isinstance(named, list) else []
 
 
 def _payer(decision: Decision, payer_field: str) -> str:
@@ -224,6 +241,7 @@ def measure(run: StreamRun, k: int = 100) -> dict[str, Any]:
     positives = {p for p in outcomes if run.truth.get(p, ("legit", None))[0] in POSITIVE_VERDICTS}
     negatives = set(outcomes) - positives
     flagged = {p for p, o in outcomes.items() if o.flagged}
+    followed = flagged | (run.collector.named & set(outcomes))  # flagged, or named by a flagged decision
     labelled: dict[str, set[str]] = defaultdict(set)
     for payment in positives:
         verdict, typology = run.truth[payment]
@@ -240,11 +258,14 @@ def measure(run: StreamRun, k: int = 100) -> dict[str, Any]:
             "caught": len(targets & flagged),
             "recall": _ratio(len(targets & flagged), len(targets)),
             "recall_own": _ratio(len(targets & hits), len(targets)),
+            "caught_incident": len(targets & followed),
+            "recall_incident": _ratio(len(targets & followed), len(targets)),
             "flagged": len(hits),
             "precision": _ratio(len(hits & positives), len(hits)),
             "false_positives": len(hits & negatives),
             "fpr": _ratio(len(hits & negatives), len(negatives)),
             "missed": sorted(targets - flagged)[:20],
+            "missed_incident": sorted(targets - followed)[:20],
         }
     by_rule: dict[str, set[str]] = defaultdict(set)
     for payment in flagged:
@@ -276,6 +297,9 @@ def measure(run: StreamRun, k: int = 100) -> dict[str, Any]:
         "flag_at": run.collector.flag_at,
         "flagged": len(flagged),
         "recall": _ratio(len(flagged & positives), len(positives)),
+        "recall_incident": _ratio(len(followed & positives), len(positives)),
+        "named": len(followed - flagged),
+        "named_positive": len((followed - flagged) & positives),
         "precision": _ratio(len(flagged & positives), len(flagged)),
         "fpr": _ratio(len(flagged & negatives), len(negatives)),
         "roc_auc": ranking["risk_score"]["roc_auc"],

@@ -45,7 +45,8 @@ def print_report(report: dict[str, Any], out: Console) -> None:
     head = Table(title=f"test window {summary['test_from'] or 'start'} .. {summary['test_to'] or 'end'}")
     head.add_column("measure")
     head.add_column("value", justify="right")
-    for name in ("payments", "positives", "flagged", "recall", "precision", "fpr", "roc_auc",
+    for name in ("payments", "positives", "flagged", "recall", "recall_incident", "named", "named_positive",
+                 "precision", "fpr", "roc_auc",
                  "average_precision", "card_precision_at_k", "card_precision_at_k_best", "k", "flag_at", "decisions",
                  "labels_seen_by_engine", "rejected_lines", "failed_events"):  # fmt: skip
         head.add_row(name, _fmt(summary[name]))
@@ -56,13 +57,16 @@ def print_report(report: dict[str, Any], out: Console) -> None:
     for name, row in report["ranking"].items():
         ranks.add_row(name, str(row["payments"]), _fmt(row["roc_auc"]), _fmt(row["average_precision"]))
     out.print(ranks)
-    table = Table(title="per typology (flagged = action at or above flag_at)")
+    table = Table(
+        title="per typology (flagged = action at or above flag_at; incident = recall counting the "
+        "earlier failures a flagged decision names)"
+    )
     table.add_column("typology", no_wrap=True)
-    for column in ("labelled", "caught", "recall", "recall (own rules)", "flagged", "precision", "fpr"):
+    for column in ("labelled", "caught", "recall", "incident", "recall (own rules)", "flagged", "precision", "fpr"):
         table.add_column(column, justify="right")
     for typology, row in report["typologies"].items():
-        table.add_row(typology, *(_fmt(row[c]) for c in
-                      ("labelled", "caught", "recall", "recall_own", "flagged", "precision", "fpr")))  # fmt: skip
+        table.add_row(typology, *(_fmt(row[c]) for c in ("labelled", "caught", "recall", "recall_incident",
+                      "recall_own", "flagged", "precision", "fpr")))  # fmt: skip
     out.print(table)
     per_rule = Table(title="per rule (acting hits only)")
     per_rule.add_column("rule", no_wrap=True)

@@ -34,12 +34,14 @@ from typing import Any, ClassVar
 import msgpack
 import orjson
 
-from paysentry.windows import DAY, LONGEST_WINDOW, WindowedStats
+from paysentry.windows import DAY, HOUR, LONGEST_WINDOW, WindowedStats
 
 MAX_ACCOUNTS_PER_VENDOR = 16
 MAX_VENDORS_PER_ACCOUNT = 16
 MAX_INVOICES_PER_VENDOR = 512
 MAX_EVENT_IDS_PER_ENTITY = 64
+MAX_RECENT_FAILURES = 16  # failures a channel remembers by payment id, all within FAILURE_MEMORY
+FAILURE_MEMORY = HOUR
 INVOICE_MEMORY = 35 * DAY
 PROFILE_MEMORY = INVOICE_MEMORY  # idle this long, a profile holds nothing any window or register reads
 assert INVOICE_MEMORY >= LONGEST_WINDOW
@@ -125,6 +127,24 @@ class UserProfile(ActivityProfile):
 @dataclass(slots=True)
 class ChannelProfile(ActivityProfile):
     prefix: ClassVar[str] = "ch"
+    # [payment id, event time] of the latest failures and returns within the hour, oldest first, so a
+    # flagged failure can name the ones before it (absent in state written before it existed)
+    recent_failures: list[list[Any]] = field(default_factory=list)
+
+    def add_failure(self, payment_id: str, at: int) -> None:
+        """Remember a failed or returned payment (once per payment, at its latest failure)."""
+        kept = [entry for entry in self.recent_failures if entry[0] != payment_id]
+        newest = max((entry[1] for entry in kept), default=at)
+        horizon = max(at, newest) - FAILURE_MEMORY
+        kept = [entry for entry in kept if entry[1] > horizon]
+        if at > horizon:
+            kept.append([payment_id, at])
+        kept.sort(key=lambda entry: entry[1])
+        self.recent_failures = kept[-MAX_RECENT_FAILURES:]
+
+    def failures_before(self, at: int, payment_id: str | None) -> list[str]:
+        """Payment ids of the failures in the hour up to `at`, other than `payment_id`'s, oldest first."""
+        return [pid for pid, when in self.recent_failures if at - FAILURE_MEMORY < when <= at and pid != payment_id]
 
 
 @dataclass(slots=True)

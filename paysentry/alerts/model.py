@@ -18,6 +18,8 @@ from paysentry.alerts.redact import masked_account, redact_text
 from paysentry.contract import Action, Decision, PaymentSummary, RuleHit, Severity, action_rank, severity_rank
 
 _SEVERITY_FOR_ACTION: dict[str, Severity] = {"block": "critical", "hold": "high", "review": "medium"}
+MAX_EARLIER_FAILURES = 16  # payment ids an alert carries from a decision's channel incident (the core keeps 16)
+MAX_PAYMENT_ID = 128  # the contract's longest payment id
 # Text a producer may have filled freely; amounts, the masked account and times are handled on their own.
 _PAYMENT_TEXT_FIELDS = ("currency", "channel", "payee_bank", "payee_country", "created_by", "vendor_name",
                         "invoice_id", "po_id", "due_date", "status_reason")  # fmt: skip
@@ -39,6 +41,15 @@ class PaymentFacts(PaymentSummary):
     times: dict[str, str] = Field(default_factory=dict)
 
 
+class ChannelIncident(BaseModel):
+    """A flagged failure's channel and the payments that failed on it in the hour before: all to re-send."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: str | None = None
+    earlier_failures: list[str] = Field(default_factory=list)
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -57,6 +68,7 @@ class Alert(BaseModel):
     rules: list[AlertRule] = Field(default_factory=list)
     payment: PaymentFacts = PaymentFacts()
     ruleset_version: str | None = None
+    incident: ChannelIncident | None = None  # absent in alerts stored before it existed
 
     @property
     def rule_id(self) -> str:
@@ -116,6 +128,21 @@ def _payment_facts(decision: Decision, keep: list[str]) -> PaymentFacts:
     return PaymentFacts(**facts)
 
 
+def channel_incident_of(decision: Decision, keep: list[str]) -> ChannelIncident | None:
+    """The decision's channel incident (earlier failures on its channel), or None. Payment ids are
+    identifiers, kept as they are; what is not one (from another version, or damaged) is left out."""
+    raw = decision.explanation.get("channel_incident")
+    named = raw.get("earlier_failures") if isinstance(raw, dict) else None
+    if not isinstance(named, list):
+        return None
+    ids = [p for p in named if isinstance(p, str) and 0 < len(p) <= MAX_PAYMENT_ID][-MAX_EARLIER_FAILURES:]
+    if not ids:
+        return None
+    channel = raw.get("channel") if isinstance(raw, dict) else None
+    channel = redact_text(channel[:MAX_PAYMENT_ID], keep) if isinstance(channel, str) and channel else None
+    return ChannelIncident(channel=channel, earlier_failures=ids)
+
+
 def build_alert(decision: Decision, *, min_action: Action = "review") -> Alert | None:
     """The alert for a decision, or None when its action is below `min_action`."""
     if action_rank(decision.action) < action_rank(min_action):
@@ -169,4 +196,5 @@ def build_alert(decision: Decision, *, min_action: Action = "review") -> Alert |
         rules=rules,
         payment=payment,
         ruleset_version=decision.ruleset_version,
+        incident=channel_incident_of(decision, keep),
     )

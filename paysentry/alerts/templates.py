@@ -2,8 +2,10 @@
 
 Receivers pick a template set by name (`default` is built in); a set overrides any of the email
 subject, intro and footer, and the SMS text, as `string.Template` text with `${placeholder}`s. The
-per-alert blocks (payment, rules and reasons, scores, runbook, ack and silence commands) are rendered
-here, so every email carries what a person needs to act whatever the template says.
+per-alert blocks (payment, rules and reasons, scores, runbook, ack and silence commands, and for a
+flagged failure the channel's earlier failures to re-send) are rendered here, so every email carries
+what a person needs to act whatever the template says. `${earlier}` (" and 3 earlier failures", or
+empty) brings the count into the SMS.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ if TYPE_CHECKING:
 
 COMMON = {
     "severity", "SEVERITY", "rule_id", "vendor", "company", "payment_id", "amount", "currency", "count",
-    "new_count", "more", "receiver", "kind", "kind_label", "alert_id", "ack_command", "note",
+    "new_count", "more", "receiver", "kind", "kind_label", "alert_id", "ack_command", "note", "earlier",
+    "case_url",
 }  # fmt: skip
-# `case_url` (the desk's page for the payment, empty when PAYSENTRY_DESK_BASE_URL is not set) is filled in
-# for the built-in texts, which add it only when there is one.
+# `case_url` is the desk's page for the payment, empty when no desk address is set (the built-in texts add
+# it only when there is one). Wherever a template puts it, a shortened SMS keeps it whole.
 PLACEHOLDERS: dict[str, set[str]] = {"email": COMMON | {"silence_command", "runbook"}, "sms": set(COMMON)}
 KIND_LABELS = {
     "firing": "", "repeat": "REPEAT ", "escalation": "ESCALATED ", "digest": "DIGEST ",
@@ -37,16 +40,20 @@ DEFAULT_INTRO = "PaySentry raised ${count} alert(s) for ${receiver} (${new_count
 DEFAULT_FOOTER = "Acknowledge to stop repeats and escalation; silence to mute similar alerts for a while."
 DEFAULT_SMS = (
     "PaySentry ${SEVERITY} ${kind_label}${rule_id} vendor ${vendor} ${amount} ${currency} "
-    "pay ${payment_id}${more}. Ack: ${ack_command}"
+    "pay ${payment_id}${earlier}${more}. Ack: ${ack_command}"
 )
 DEFAULT_SMS_WITH_CASE = DEFAULT_SMS + " Case: ${case_url}"
 MAX_SMS_SEGMENTS = 3
+SMS_SEGMENT = 153  # characters of one part of a long GSM-7 message
+SMS_FIXED_TAIL = 60  # the end of a shortened SMS kept as it is: the ack hint
 MAX_VALUE = 300
 """Characters of one placeholder value or table cell (a vendor name, a label) in a rendered text."""
 MAX_LINE = 1000
 """Characters of one rule line (its reason) and of the subject, intro and footer once filled in."""
 MAX_LISTED_ALERTS = 50
 """Alerts shown in full in one email; the rest are counted (a digest can hold thousands)."""
+MAX_LISTED_FAILURES = 10
+"""Earlier failures of a channel incident named by id in one alert; the rest are counted."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,30 @@ def case_url(payment_id: str, settings: GlobalSettings) -> str | None:
     return url if len(url) <= MAX_VALUE else None  # a link cut short leads nowhere
 
 
+def _failures(count: int) -> str:
+    return f"{count} earlier failure{'s' if count != 1 else ''}"
+
+
+def earlier_failures_text(alert: Alert) -> str | None:
+    """`and 3 earlier failures on sepa: P1, P2, P3`, so every payment the incident failed is re-sent;
+    whole ids only, as many as fit one row, the rest counted."""
+    incident = alert.incident
+    if incident is None or not incident.earlier_failures:
+        return None
+    ids = incident.earlier_failures
+    on = f" on {incident.channel}" if incident.channel else ""
+    head = f"and {_failures(len(ids))}{on}: "
+    listed: list[str] = []
+    for payment_id in ids[:MAX_LISTED_FAILURES]:
+        rest = len(ids) - len(listed) - 1
+        tail = f" (+{rest} more)" if rest else ""
+        if len(head) + len(", ".join([*listed, payment_id])) + len(tail) > MAX_VALUE:
+            break
+        listed.append(payment_id)
+    unlisted = len(ids) - len(listed)
+    return head + ", ".join(listed) + (f" (+{unlisted} more)" if unlisted else "")
+
+
 def _linkable(url: str) -> bool:
     return url.startswith(("https://", "http://"))
 
@@ -122,6 +153,7 @@ def _values(notification: Notification, settings: GlobalSettings) -> dict[str, s
         "count": str(len(notification.alerts)),
         "new_count": str(len(notification.new_alert_ids)),
         "more": f" (+{others} more)" if others else "",
+        "earlier": f" and {_failures(len(top.incident.earlier_failures))}" if top.incident else "",
         "receiver": notification.receiver,
         "kind": notification.kind,
         "kind_label": KIND_LABELS.get(notification.kind, ""),
@@ -156,6 +188,9 @@ def _alert_rows(alert: Alert, settings: GlobalSettings, new: bool) -> list[tuple
         rows.append(("Released", f"{format_amount(p.released_amount)} {p.currency or ''}".strip()))
     if p.status_reason:
         rows.append(("Status", p.status_reason))
+    earlier = earlier_failures_text(alert)
+    if earlier:
+        rows.append(("Also failed", earlier))
     link = case_url(alert.payment_id, settings)
     if link:
         rows.append(("Case", link))
@@ -266,7 +301,7 @@ def fit_sms(text: str, max_segments: int = MAX_SMS_SEGMENTS, keep_tail: int = 0)
     text = " ".join(text.split())
     if sms_segments(text) <= max_segments:
         return text
-    tail_length = 60 + keep_tail
+    tail_length = SMS_FIXED_TAIL + keep_tail
     tail = text[-tail_length:]
     head = text[:-tail_length][: max_segments * 160]  # no more than fits: the loop below shortens it step by step
     while head and sms_segments(f"{head}...{tail}") > max_segments:
@@ -285,4 +320,19 @@ def render_sms(notification: Notification, template: TemplateSet | None, setting
         summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         text = f"{text} [{summary}]"
     # the link is kept whole when the text must be shortened: a cut URL leads nowhere
-    return RenderedSms(body=fit_sms(text, keep_tail=len(values["case_url"]) + 1))
+    text, keep_tail = _keep_link_whole(" ".join(text.split()), values["case_url"])
+    return RenderedSms(body=fit_sms(text, keep_tail=keep_tail))
+
+
+def _keep_link_whole(text: str, url: str) -> tuple[str, int]:
+    """The text, and what `fit_sms` must keep beyond its fixed tail so that the link and what follows it
+    stay whole wherever a template put it. When the text must be shortened and the link is too far from
+    the end for all that follows it to be kept, the link moves to the end."""
+    at = text.rfind(url) if url else -1
+    if at < 0:
+        return text, 0
+    after = len(text) - at
+    if after > 2 * SMS_SEGMENT and sms_segments(text) > MAX_SMS_SEGMENTS:
+        text = f"{text[:at].rstrip()} {text[at + len(url) :].lstrip()} {url}"
+        after = len(url)
+    return text, max(after + 1 - SMS_FIXED_TAIL, len(url) + 1)  # + 1: the space before the link

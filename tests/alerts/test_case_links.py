@@ -72,3 +72,33 @@ async def test_a_long_sms_is_shortened_but_keeps_the_whole_link(alert_env, monke
 def test_a_desk_address_that_is_not_a_web_url_is_refused(url: str) -> None:
     with pytest.raises(ConfigError, match="desk_base_url"):
         parse_routes(_with_desk(f"'{url}'"), "routes.yaml", environ={})
+
+
+def _with_templates(sms: str, intro: str) -> str:
+    """BASE_ROUTES with the on-call receiver's SMS and email on a custom template set."""
+    routes = BASE_ROUTES.replace(
+        '    sms: {to: ["+15555550100"]}\n', '    sms: {to: ["+15555550100"], template: mine}\n', 1
+    ).replace("    email: {to: [oncall@example.com]}\n", "    email: {to: [oncall@example.com], template: mine}\n", 1)
+    return routes + f"templates:\n  mine:\n    sms: '{sms}'\n    email_intro: '{intro}'\n"
+
+
+@pytest.mark.parametrize(
+    "sms",
+    ["${SEVERITY} ${vendor} ${vendor} ${case_url} ${rule_id}: call treasury on the hotline and check the "
+     "payment run before noon, ack ${ack_command}",  # the link in the middle
+     "${case_url} ${SEVERITY} ${vendor} ${rule_id} " + "please look now " * 20 + "ack ${ack_command}"],
+)  # fmt: skip
+async def test_custom_templates_place_the_case_link_and_a_short_sms_keeps_it_whole(
+    alert_env, monkeypatch: pytest.MonkeyPatch, sms: str
+) -> None:
+    monkeypatch.setenv("PAYSENTRY_DESK_BASE_URL", DESK)
+    env = await alert_env(_with_templates(sms, "Open ${case_url} first."))
+    vendor = "V-" + "x" * 250  # long enough to push the text past three segments
+    await env.submit(decision("P-5", vendor=vendor, severity="critical", rule_id="new_bank_account"), T0)
+    await env.tick(T0 + timedelta(seconds=10))
+    link = f"{DESK}/cases/by-payment/P-5"
+    [mail] = env.emails("oncall@example.com")
+    assert f"Open {link} first." in mail.part("text/plain")
+    [sms_sent] = env.sms()
+    assert "..." in sms_sent.body and link in sms_sent.body.split()
+    assert count_segments(sms_sent.body) <= 3

@@ -80,6 +80,7 @@ def test_known_answers_per_typology(stream: tuple[Path, Path]) -> None:
     assert self_approval | {"missed": []} == {
         "labelled": 1, "caught": 1, "recall": 1.0, "recall_own": 1.0, "flagged": 2,
         "precision": 0.5, "false_positives": 1, "fpr": pytest.approx(1 / 3, abs=1e-6), "missed": [],
+        "caught_incident": 1, "recall_incident": 1.0, "missed_incident": [],
     }  # fmt: skip
     assert report["typologies"]["other"]["recall"] == 0.0
     assert report["typologies"]["other"]["missed"] == ["T3"]
