@@ -3,16 +3,17 @@
 A session lives in the `desk_session` cookie (HttpOnly, SameSite=Strict, Secure over https). Every
 form carries the session's CSRF token (the login form a token of its own, double-submitted in a
 cookie) and a POST without the right one is refused with 403. A user whose password was a one-time
-password is sent to change it before anything else.
+password is sent to change it before anything else. A page opened without a session (an alert's link
+to a case) is where the login leads back to, when it is a path of this desk.
 """
 
 from __future__ import annotations
 
 import secrets
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +30,8 @@ DB = Annotated[Session, Depends(db_session)]
 CsrfField = Annotated[str, Form(max_length=128)]
 AUDIT_ROLES = frozenset({"lead", "treasury", "admin"})
 WORKING_ROLES = frozenset({"analyst", "lead", "treasury", "admin"})
+HOME = "/cases"
+MAX_NEXT = 512
 
 
 def _secure(request: Request) -> bool:
@@ -44,13 +47,31 @@ def current(request: Request, session: DB) -> WebSession:
     """The logged-in session, or a redirect to the login page."""
     row = security.session_for(session, request.cookies.get(SESSION_COOKIE))
     if row is None:
-        raise HTTPException(303, "login required", headers={"Location": "/login"})
+        raise HTTPException(303, "login required", headers={"Location": _login_then(request)})
     if row.user.password_expired and request.url.path != "/password":
         raise HTTPException(303, "password change required", headers={"Location": "/password"})
     return row
 
 
 Current = Annotated[WebSession, Depends(current)]
+
+
+def _login_then(request: Request) -> str:
+    """The login page, told to come back to the page asked for (a GET of anything but the queue)."""
+    wanted = quote(request.url.path, safe="/") + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET" or wanted in ("/", HOME) or safe_next(wanted) is None:
+        return "/login"
+    return "/login?" + urlencode({"next": wanted})
+
+
+def safe_next(value: str | None) -> str | None:
+    """`value` when it is a path on this desk (so a login cannot be made to lead elsewhere), else None."""
+    if not value or len(value) > MAX_NEXT or not value.startswith("/") or value.startswith("//"):
+        return None
+    if "\\" in value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return None
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else None
 
 
 def _check_csrf(web: WebSession, token: str) -> None:
@@ -70,9 +91,11 @@ def home() -> Response:
 
 
 @web_router.get("/login")
-def login_page(request: Request, error: str | None = None) -> Response:
+def login_page(
+    request: Request, error: str | None = None, next_page: Annotated[str | None, Query(alias="next")] = None
+) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
-    response = render(request, "login.html", csrf=token, error=error, user=None)
+    response = render(request, "login.html", csrf=token, error=error, user=None, next=safe_next(next_page))
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request))
     return response
 
@@ -85,6 +108,7 @@ def login(
     name: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=security.MAX_PASSWORD)],
     code: Annotated[str, Form(max_length=10)] = "",
+    next_page: Annotated[str, Form(alias="next", max_length=MAX_NEXT)] = "",
 ) -> Response:
     if not security.csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
         raise HTTPException(403, "the login form's CSRF token is missing or wrong; reload the page")
@@ -93,10 +117,11 @@ def login(
         user = security.authenticate(session, name, password, code, client)
     except security.LoginRefused as exc:
         session.commit()
-        return render(request, "login.html", status=exc.status, csrf=csrf_token, error=str(exc), user=None)
+        return render(request, "login.html", status=exc.status, csrf=csrf_token, error=str(exc), user=None,
+                      next=safe_next(next_page))  # fmt: skip
     raw, _row = security.create_session(session, user, client, request.app.state.settings.desk_session_hours)
     session.commit()
-    response = _redirect("/password" if user.password_expired else "/cases")
+    response = _redirect("/password" if user.password_expired else safe_next(next_page) or HOME)
     response.set_cookie(SESSION_COOKIE, raw, httponly=True, samesite="strict", secure=_secure(request), path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response

@@ -121,8 +121,9 @@ def test_the_api_needs_a_token_with_the_kpis_scope(desk_app: FastAPI, http: http
 
 
 def test_every_role_sees_the_dashboard_with_its_charts(desk_app: FastAPI, http: httpx.Client, loaded) -> None:
-    assert http.get("/dashboard", follow_redirects=False).headers["location"] == "/login"
-    assert http.get("/dashboard/panel", follow_redirects=False).headers["location"] == "/login"
+    assert http.get("/dashboard", follow_redirects=False).headers["location"] == "/login?next=%2Fdashboard"
+    panel = http.get("/dashboard/panel", follow_redirects=False)
+    assert panel.headers["location"] == "/login?next=%2Fdashboard%2Fpanel"
     assert add_user(desk_app.state.sessions, "vic", "viewer") is None
     assert login(http, "vic", None).status_code == 303
     page = http.get("/dashboard?refresh=5")

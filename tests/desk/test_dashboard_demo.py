@@ -133,11 +133,12 @@ def test_the_dashboard_in_the_browser(browser, demo: DemoRun, full_desk: str, tm
     try:
         with LiveServer(app) as server:
             driver.get(server.url + "/dashboard?refresh=2")
-            assert driver.current_url.endswith("/login")
+            assert driver.current_url.endswith("/login?next=%2Fdashboard%3Frefresh%3D2")
             driver.find_element(By.ID, "name").send_keys("lea")
             driver.find_element(By.ID, "password").send_keys(PASSWORD)
             driver.find_element(By.ID, "code").send_keys(pyotp.TOTP(secret).now())
             _click_and_load(driver, driver.find_element(By.ID, "login"))
+            assert driver.current_url.endswith("/dashboard?refresh=2")  # back where the link pointed
             _click_and_load(driver, driver.find_element(By.ID, "nav-dashboard"))
             assert driver.current_url.endswith("/dashboard")
 

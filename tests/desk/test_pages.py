@@ -7,6 +7,7 @@ import threading
 
 import httpx
 import pyotp
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,6 +60,33 @@ def test_login_needs_password_and_totp(desk_app: FastAPI, http: httpx.Client) ->
 def test_a_viewer_logs_in_with_a_password_only(desk_app: FastAPI, http: httpx.Client) -> None:
     assert add_user(_sessions(desk_app), "vic", "viewer") is None
     assert login(http, "vic", None).status_code == 303
+
+
+def test_an_alert_link_leads_back_to_its_case_after_login(desk_app: FastAPI, http: httpx.Client) -> None:
+    secret = add_user(_sessions(desk_app), "ana", "analyst")
+    [case_id] = _import(desk_app, decision("PAY 7/1", "e-71"))
+    link = "/cases/by-payment/PAY%207%2F1"
+    sent = http.get(link, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/login?next=%2Fcases%2Fby-payment%2FPAY%25207%2F1"
+    page = http.get(sent.headers["location"])
+    carried = page.text.split('name="next" value="', 1)[1].split('"')[0]
+    form = {"csrf_token": csrf_of(page.text), "name": "ana", "password": PASSWORD,
+            "code": pyotp.TOTP(secret or "").now(), "next": carried}  # fmt: skip
+    back = http.post("/login", data=form)
+    assert back.status_code == 303 and back.headers["location"] == "/cases/by-payment/PAY%207/1"
+    assert http.get(back.headers["location"], follow_redirects=False).headers["location"] == f"/cases/{case_id}"
+
+
+@pytest.mark.parametrize("target", ["https://evil.example.com/", "//evil.example.com/cases", "/\\evil.example.com",
+                                    "javascript:alert(1)", "/cases\r\nSet-Cookie: x=1", "/" + "a" * 600])  # fmt: skip
+def test_a_login_never_leads_off_the_desk(desk_app: FastAPI, http: httpx.Client, target: str) -> None:
+    secret = add_user(_sessions(desk_app), "ana", "analyst")
+    page = http.get("/login", params={"next": target})
+    assert 'name="next"' not in page.text
+    form = {"csrf_token": csrf_of(page.text), "name": "ana", "password": PASSWORD,
+            "code": pyotp.TOTP(secret or "").now(), "next": target}  # fmt: skip
+    answer = http.post("/login", data=form)
+    assert answer.status_code == 422 if len(target) > 512 else answer.headers["location"] == "/cases"
 
 
 def test_one_time_password_must_be_changed_first(desk_app: FastAPI, http: httpx.Client) -> None:
