@@ -18,6 +18,7 @@ from paysentry.alerts.redact import masked_account, redact_text
 from paysentry.contract import Action, Decision, PaymentSummary, RuleHit, Severity, action_rank, severity_rank
 
 _SEVERITY_FOR_ACTION: dict[str, Severity] = {"block": "critical", "hold": "high", "review": "medium"}
+DATA_ALERT_TYPES = frozenset({"data_validation"})  # alerts raised over many payments, not one
 MAX_EARLIER_FAILURES = 16  # payment ids an alert carries from a decision's channel incident (the core keeps 16)
 MAX_PAYMENT_ID = 128  # the contract's longest payment id
 # Text a producer may have filled freely; amounts, the masked account and times are handled on their own.
@@ -73,6 +74,11 @@ class Alert(BaseModel):
     @property
     def rule_id(self) -> str:
         return self.labels.get("rule_id", "")
+
+    @property
+    def about_a_payment(self) -> bool:
+        """False for alerts about the data as a whole (a validation run), which have no case to open."""
+        return self.event_type not in DATA_ALERT_TYPES
 
     @property
     def rank(self) -> int:

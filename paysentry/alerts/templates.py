@@ -101,12 +101,13 @@ def runbook_url(rule_id: str, runbook: str | None, settings: GlobalSettings) -> 
     return None
 
 
-def case_url(payment_id: str, settings: GlobalSettings) -> str | None:
-    """The review desk's page for the payment (it redirects to the payment's case), when the desk's
-    address is configured. The payment id comes from the ERP: it is percent-encoded whole."""
-    if not settings.desk_base_url:
+def case_url(alert: Alert, settings: GlobalSettings) -> str | None:
+    """The review desk's page for the alert's payment (it redirects to the payment's case), when the
+    desk's address is configured and the alert is about one payment. The payment id comes from the ERP:
+    it is percent-encoded whole."""
+    if not settings.desk_base_url or not alert.about_a_payment:
         return None
-    url = f"{settings.desk_base_url}/cases/by-payment/{quote(payment_id, safe='')}"
+    url = f"{settings.desk_base_url}/cases/by-payment/{quote(alert.payment_id, safe='')}"
     return url if len(url) <= MAX_VALUE else None  # a link cut short leads nowhere
 
 
@@ -162,7 +163,7 @@ def _values(notification: Notification, settings: GlobalSettings) -> dict[str, s
         "note": notification.note or "",
         "silence_command": silence_command(settings.cli, top),
         "runbook": runbook_url(top.rule_id, top.rules[0].runbook if top.rules else None, settings) or "",
-        "case_url": case_url(top.payment_id, settings) or "",
+        "case_url": case_url(top, settings) or "",
     }
     return {name: cap(value, MAX_VALUE) for name, value in values.items()}
 
@@ -191,7 +192,7 @@ def _alert_rows(alert: Alert, settings: GlobalSettings, new: bool) -> list[tuple
     earlier = earlier_failures_text(alert)
     if earlier:
         rows.append(("Also failed", earlier))
-    link = case_url(alert.payment_id, settings)
+    link = case_url(alert, settings)
     if link:
         rows.append(("Case", link))
     model_score = f"{alert.model_score:.2f}" if alert.model_score is not None else "n/a (warming up)"
@@ -258,7 +259,7 @@ def render_email(notification: Notification, template: TemplateSet | None, setti
             f"<table>{cells}</table><p>Rules fired:</p><ul>{items}</ul>"
             f"<p>Acknowledge: <code>{html.escape(ack)}</code><br>Silence: <code>{html.escape(silence)}</code></p>"
         )
-        link = case_url(alert.payment_id, settings)
+        link = case_url(alert, settings)
         if link:
             body_html.append(f'<p><a href="{html.escape(link)}">Open the case in the review desk</a></p>')
     if len(ordered) > MAX_LISTED_ALERTS:

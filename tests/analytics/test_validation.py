@@ -121,7 +121,10 @@ def test_only_classes_above_their_threshold_alert(tmp_path: Path) -> None:
     assert over_threshold(result, ValidationConfig(default_threshold=1)) == []
 
 
-async def test_alert_reaches_the_data_team_by_email_once(alert_env: Any, tmp_path: Path) -> None:
+async def test_alert_reaches_the_data_team_by_email_once(
+    alert_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYSENTRY_DESK_BASE_URL", "https://desk.example.com")
     env: AlertEnv = await alert_env(ROUTES)
     result = compute_reconcile(
         known_stream().write(tmp_path / "events.jsonl"), sla_hours=48, end=T0 + timedelta(days=3)
@@ -144,6 +147,7 @@ async def test_alert_reaches_the_data_team_by_email_once(alert_env: Any, tmp_pat
     assert "1 platform payments the ERP never announced for company DE01" in body
     assert "P-GHOST" in body and "https://wiki.example.com/dv" in body
     assert CLEAR_ACCOUNT not in body and "0532013000" not in body
+    assert "by-payment" not in mail.raw.decode(errors="replace")  # about many payments: no case to link
     assert not env.emails("ap@example.com")
     # the same period validated again (a new leader, a restart): same alert id, no second email
     again = validation_alert(exceeded, result, config, (NOW + timedelta(hours=1)).isoformat())
