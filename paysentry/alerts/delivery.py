@@ -30,6 +30,8 @@ from paysentry.contract import severity_rank
 
 log = logging.getLogger("paysentry.alerts")
 DeadLetterSink = Callable[[dict[str, Any]], Awaitable[None] | None]
+# Called with every outcome recorded (the Prometheus counters register here when metrics are enabled).
+OUTCOME_OBSERVERS: list[Callable[[Outcome], None]] = []
 QUEUE_KINDS = {"digest": "digest", "quiet": "quiet_digest", "overflow": "rate_summary"}
 
 
@@ -55,6 +57,8 @@ class Deliverer:
 
     async def record(self, outcome: Outcome) -> None:
         self.metrics[f"{outcome.status}|{outcome.channel or '-'}|{outcome.reason_code}"] += 1
+        for observe in OUTCOME_OBSERVERS:
+            observe(outcome)
         await self.state.record(outcome)
         log.info(
             "alert notification %s: %s receiver=%s channel=%s kind=%s notification=%s alerts=%s",

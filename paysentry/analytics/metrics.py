@@ -10,11 +10,12 @@ decisions go out:
     observe_dead_letter(stage)            # a record refused ("ingest") or failed ("decide")
     observe_checkpoint(seconds)           # one state checkpoint
     publish_validation(counts, by_company)  # the findings of a data validation run (gauges)
+    observe_alert_outcome(receiver, channel, status)  # an alert notification's outcome (called by alerts)
     start_metrics_server(host, port)      # /metrics; enables the hooks
 
 The hooks do nothing until `start_metrics_server` (or `enable`) is called, so an engine without metrics
 pays one attribute check per call. Labels have bounded cardinality: at most `LABEL_CAP` distinct values
-per label (companies, channels, currencies, rules), later ones are counted as "other". The per-payment
+per label (companies, channels, currencies, rules, alert receivers), later ones are counted as "other". The per-payment
 state behind the stage histograms is a bounded `PaymentTracker` (see tracker.py).
 
 The metric names are in `METRIC_NAMES`; the Grafana dashboard in config/grafana/ uses only these
@@ -32,6 +33,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from paysentry.alerts.delivery import OUTCOME_OBSERVERS
+from paysentry.alerts.notification import Outcome
 from paysentry.analytics.sketch import CappedLabels
 from paysentry.analytics.tracker import PaymentTracker, Track
 from paysentry.contract import Decision, Event
@@ -69,6 +72,7 @@ METRIC_NAMES = (
     "paysentry_validation_findings",
     "paysentry_validation_findings_by_company",
     "paysentry_validation_run_timestamp_seconds",
+    "paysentry_alert_notifications_total",
 )
 """Every metric family exported (counters without their `_total` suffix in the registry's own listing)."""
 
@@ -79,7 +83,7 @@ class PaymentMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._lock = threading.Lock()
-        self._caps = {name: CappedLabels(LABEL_CAP) for name in ("company", "channel", "currency", "rule")}
+        self._caps = {name: CappedLabels(LABEL_CAP) for name in ("company", "channel", "currency", "rule", "receiver")}
         r = self.registry
         self.events = Counter("paysentry_events", "Valid inbound events, by type", ["type"], registry=r)
         self.payments = Counter("paysentry_payments", "Payments released", ["company", "channel"], registry=r)
@@ -139,6 +143,12 @@ class PaymentMetrics:
         )
         self.validation_run = Gauge(
             "paysentry_validation_run_timestamp_seconds", "When the last data validation run finished", registry=r
+        )
+        self.alert_notifications = Counter(
+            "paysentry_alert_notifications",
+            "Alert notifications by receiver, channel (email, sms, or - before one is chosen) and outcome",
+            ["receiver", "channel", "status"],
+            registry=r,
         )
         self.tracker = PaymentTracker(self._closed, max_tracked=MAX_TRACKED, on_sla=self._sla, on_orphan=self._orphan)
         self._latest_event: float | None = None
@@ -249,6 +259,11 @@ class PaymentMetrics:
                     self.validation_by_company.labels(name, caps(company)).inc(count)
             self.validation_run.set_to_current_time()
 
+    def observe_alert_outcome(self, receiver: str | None, channel: str | None, status: str) -> None:
+        with self._lock:
+            labels = (self._label("receiver", receiver or "-"), channel if channel in ("email", "sms") else "-", status)
+            self._child(self.alert_notifications, *labels).inc()
+
 
 # -- the process-wide hooks ------------------------------------------------------------------------
 _active: PaymentMetrics | None = None
@@ -258,12 +273,20 @@ def enable(metrics: PaymentMetrics | None = None) -> PaymentMetrics:
     """Make the hooks record into `metrics` (a new set on its own registry by default)."""
     global _active
     _active = metrics if metrics is not None else PaymentMetrics()
+    if _alert_outcome not in OUTCOME_OBSERVERS:
+        OUTCOME_OBSERVERS.append(_alert_outcome)
     return _active
 
 
 def disable() -> None:
     global _active
     _active = None
+    if _alert_outcome in OUTCOME_OBSERVERS:
+        OUTCOME_OBSERVERS.remove(_alert_outcome)
+
+
+def _alert_outcome(outcome: Outcome) -> None:
+    observe_alert_outcome(outcome.receiver, outcome.channel, outcome.status)
 
 
 def active() -> PaymentMetrics | None:
@@ -295,6 +318,11 @@ def observe_decision(decision: Decision) -> None:
 def observe_decision_latency(seconds: float) -> None:
     if _active is not None:
         _active.observe_decision_latency(seconds)
+
+
+def observe_alert_outcome(receiver: str | None, channel: str | None, status: str) -> None:
+    if _active is not None:
+        _active.observe_alert_outcome(receiver, channel, status)
 
 
 def observe_dead_letter(stage: str) -> None:

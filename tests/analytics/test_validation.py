@@ -29,7 +29,7 @@ from stream.settings import StreamSettings
 from stream.validation import Period, ValidationJobSettings, run_validation
 from tests.analytics.builders import T0
 from tests.analytics.test_reconcile import CLEAR_ACCOUNT, known_stream
-from tests.harness.alert_fixtures import AlertEnv
+from tests.harness.alert_fixtures import AlertEnv, decision
 
 ROUTES = """
 global: {alert_ttl: 24h}
@@ -213,3 +213,21 @@ def _shifted(events: list[dict[str, Any]], shift: timedelta) -> list[dict[str, A
         moment = datetime.fromisoformat(event["event_time"]) + shift
         moved.append({**event, "event_time": moment.isoformat()})
     return moved
+
+
+async def test_alert_outcomes_are_counted_by_receiver_and_channel(alert_env: Any) -> None:
+    metrics = enable(PaymentMetrics())
+    try:
+        env: AlertEnv = await alert_env()
+        await env.submit(decision("P-9", vendor="V-9", severity="critical", rule_id="new_bank_account"), NOW)
+        await env.tick(NOW + timedelta(seconds=10))
+        assert env.emails("oncall@example.com") and env.sms()
+        sent = {
+            channel: metrics.registry.get_sample_value(
+                "paysentry_alert_notifications_total", {"receiver": "oncall", "channel": channel, "status": "sent"}
+            )
+            for channel in ("email", "sms")
+        }
+        assert sent == {"email": 1.0, "sms": 1.0}
+    finally:
+        disable()
