@@ -7,6 +7,7 @@ since the last start. Every response carries the security headers; the CSP allow
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -25,7 +26,10 @@ from paysentry.desk.dashboard import kpis_file_setting
 from paysentry.desk.dashboard_web import dashboard_router
 from paysentry.desk.db import AuditEntry, open_database
 from paysentry.desk.settings import DeskSettings
+from paysentry.desk.totp_vault import TotpVault
 from paysentry.desk.web import web_router
+
+log = logging.getLogger("paysentry.desk")
 
 HERE = Path(__file__).parent
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -67,6 +71,9 @@ def record_config_change(session: Session, approvals: ApprovalConfig, path: Path
 def create_app(settings: DeskSettings | None = None) -> FastAPI:
     settings = settings or DeskSettings()
     approvals = load_or_builtin(settings.approvals_path)  # a broken file stops the start before anything opens
+    vault = TotpVault.from_setting(settings.desk_totp_key)  # so does a key that is not one
+    if not vault.enabled:
+        log.warning("TOTP secrets are kept in clear: set PAYSENTRY_DESK_TOTP_KEY (`paysentry totp-key`)")
     engine, sessions = open_database(settings.database_url)
     with sessions() as session:
         record_config_change(session, approvals, settings.approvals_path)
@@ -76,6 +83,7 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.approvals = approvals
+    app.state.totp_vault = vault
     app.state.templates = template_environment()
     app.state.kpis_file = kpis_file_setting()  # an analytics kpis.json the dashboard shows beside its own figures
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -1,6 +1,6 @@
-"""Commands of the review desk: `web`, `cases import|export-labels|export-resolved`, `users add`,
-`tokens create`, `audit export`. `register_desk_commands(app)` adds them to the main CLI; `desk_app`
-holds them all on its own (tests run it with typer's CliRunner).
+"""Commands of the review desk: `web`, `totp-key`, `cases import|export-labels|export-resolved`,
+`users add|seal-totp`, `tokens create`, `audit export`. `register_desk_commands(app)` adds them to the
+main CLI; `desk_app` holds them all on its own (tests run it with typer's CliRunner).
 
 The database is `PAYSENTRY_DATABASE_URL` (default sqlite:///var/paysentry.db), upgraded to the newest
 migration by every command before it runs.
@@ -12,13 +12,16 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 from sqlalchemy.orm import Session
 
 from paysentry.desk.settings import DeskSettings
+
+if TYPE_CHECKING:
+    from paysentry.desk.totp_vault import TotpVault
 
 MAX_LINE_BYTES = 512 * 1024
 
@@ -152,9 +155,10 @@ def add_user(
     """Add a user; prints a one-time password and, for roles that release money, a TOTP provisioning URI."""
     from paysentry.desk.security import create_user
 
+    vault = _vault()
     with _session() as session:
         try:
-            _user, password, uri = create_user(session, name, role, erp_user_id=erp_user_id)
+            _user, password, uri = create_user(session, name, role, erp_user_id=erp_user_id, vault=vault)
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
@@ -162,6 +166,40 @@ def add_user(
     typer.echo(f"one-time password: {password}")
     if uri:
         typer.echo(f"TOTP provisioning URI: {uri}")
+
+
+@users_app.command("seal-totp")
+def seal_totp() -> None:
+    """Seal every TOTP secret with the first key of PAYSENTRY_DESK_TOTP_KEY (after setting or rotating it)."""
+    from paysentry.desk.security import seal_all
+    from paysentry.desk.totp_vault import VaultError
+
+    vault = _vault()
+    with _session() as session:
+        try:
+            sealed = seal_all(session, vault)
+        except VaultError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        session.commit()
+    typer.echo(f"{sealed} TOTP secrets sealed")
+
+
+def totp_key() -> None:
+    """Print a new key for PAYSENTRY_DESK_TOTP_KEY (keep it with the desk's other secrets, not in the database)."""
+    from paysentry.desk.totp_vault import new_key
+
+    typer.echo(new_key())
+
+
+def _vault() -> TotpVault:
+    from paysentry.desk.totp_vault import TotpVault
+
+    try:
+        return TotpVault.from_setting(DeskSettings().desk_totp_key)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
 
 
 @tokens_app.command("create")
@@ -197,6 +235,7 @@ def export_audit(out: Annotated[Path | None, typer.Option(help="file to write; s
 def register_desk_commands(app: typer.Typer) -> None:
     """Add the desk's commands to `app` (the main `paysentry` CLI)."""
     app.command("web")(web)
+    app.command("totp-key")(totp_key)
     app.add_typer(cases_app, name="cases")
     app.add_typer(users_app, name="users")
     app.add_typer(tokens_app, name="tokens")

@@ -71,7 +71,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     # A one-time password must be replaced at the first login.
     password_expired: Mapped[bool] = mapped_column(Boolean, default=True)
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_secret: Mapped[str | None] = mapped_column(String(255))  # sealed: paysentry/desk/totp_vault.py
     # The last 30-second step whose code was accepted: a code is good once, not twice in its window.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     # The user's id in the ERP, for separation of duties (may differ from the desk name).

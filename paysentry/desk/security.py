@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from datetime import timedelta
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from paysentry.desk import audit
 from paysentry.desk.db import ApiToken, AuditEntry, User, WebSession, utcnow
+from paysentry.desk.totp_vault import TotpVault, VaultError
 
 ROLES = ("viewer", "analyst", "lead", "treasury", "admin")
 MFA_ROLES = frozenset({"analyst", "lead", "treasury", "admin"})
@@ -38,6 +40,9 @@ CLIENT_MAX_FAILURES = 20
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256
 TOTP_ISSUER = "paysentry desk"
+
+NO_KEY = TotpVault([])  # secrets in clear: a desk without PAYSENTRY_DESK_TOTP_KEY
+log = logging.getLogger("paysentry.desk")
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))  # compared against when the name is unknown (same timing)
@@ -68,7 +73,13 @@ def check_new_password(password: str) -> None:
 
 
 def create_user(
-    session: Session, name: str, role: str, *, erp_user_id: str | None = None, actor: str = "cli"
+    session: Session,
+    name: str,
+    role: str,
+    *,
+    erp_user_id: str | None = None,
+    actor: str = "cli",
+    vault: TotpVault = NO_KEY,
 ) -> tuple[User, str, str | None]:
     """A new user with a one-time password (to be changed at first login) and, for roles that need
     one, a TOTP secret. Returns the user, the password and the TOTP provisioning URI (or None)."""
@@ -81,7 +92,8 @@ def create_user(
     password = secrets.token_urlsafe(15)
     secret = pyotp.random_base32() if role in MFA_ROLES else None
     user = User(name=name, role=role, password_hash=hash_password(password), password_expired=True,
-                totp_secret=secret, erp_user_id=erp_user_id, failed_logins=0, disabled=False)  # fmt: skip
+                totp_secret=vault.seal(secret) if secret else None, erp_user_id=erp_user_id, failed_logins=0,
+                disabled=False)  # fmt: skip
     session.add(user)
     session.flush()
     audit.record(session, actor=actor, action="user.created", target=f"user:{name}",
@@ -100,10 +112,12 @@ def _client_failures(session: Session, client: str | None) -> int:
     return int(session.scalar(query) or 0)
 
 
-def authenticate(session: Session, name: str, password: str, code: str, client: str | None) -> User:
+def authenticate(
+    session: Session, name: str, password: str, code: str, client: str | None, vault: TotpVault = NO_KEY
+) -> User:
     """The user, when name, password and (for roles that need it) TOTP code are right and neither the
     account nor the client is locked out; LoginRefused otherwise. Every attempt is audited; the caller
-    commits either way."""
+    commits either way. A TOTP secret not sealed with the vault's first key is sealed again."""
     name = name.replace("\x00", "")[:64]
     if _client_failures(session, client) >= CLIENT_MAX_FAILURES:
         audit.record(session, actor=name[:64] or "-", action="login.throttled", client=client)
@@ -119,10 +133,13 @@ def authenticate(session: Session, name: str, password: str, code: str, client: 
         raise LoginRefused("account locked after too many failed logins; try again later", status=423)
     ok = password_matches(user.password_hash, password) and not user.disabled
     if ok and user.totp_secret:
-        step = _fresh_totp_step(user.totp_secret, code.strip(), user.totp_last_step)
+        secret = _open_secret(vault, user)
+        step = _fresh_totp_step(secret, code.strip(), user.totp_last_step) if secret else None
         ok = step is not None
-        if step is not None:
+        if step is not None and secret:
             user.totp_last_step = step
+            if not vault.is_current(user.totp_secret):
+                user.totp_secret = vault.seal(secret)
     elif ok and user.role in MFA_ROLES:
         ok = False  # a role that moves money never logs in without a second factor
     if not ok:
@@ -140,6 +157,30 @@ def authenticate(session: Session, name: str, password: str, code: str, client: 
     user.locked_until = None
     audit.record(session, actor=user.name, action="login", client=client, after={"role": user.role})
     return user
+
+
+def _open_secret(vault: TotpVault, user: User) -> str | None:
+    try:
+        return vault.open(user.totp_secret or "")
+    except VaultError as exc:
+        log.error("login refused for desk user id %s: %s", user.id, exc)
+        return None
+
+
+def seal_all(session: Session, vault: TotpVault) -> int:
+    """Seal every TOTP secret not sealed with the vault's first key (after a key is set or rotated); the
+    number sealed. VaultError when one cannot be opened."""
+    if not vault.enabled:
+        raise VaultError("PAYSENTRY_DESK_TOTP_KEY is not set")
+    sealed = 0
+    for user in session.scalars(select(User).where(User.totp_secret.is_not(None))):
+        stored = user.totp_secret or ""
+        if not vault.is_current(stored):
+            user.totp_secret = vault.seal(vault.open(stored))
+            sealed += 1
+    if sealed:
+        audit.record(session, actor="cli", action="totp.sealed", after={"users": sealed})
+    return sealed
 
 
 def _fresh_totp_step(secret: str, code: str, last_step: int | None) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/paysentry.db"
@@ -20,3 +21,5 @@ class DeskSettings(BaseSettings):
     desk_session_hours: float = 8.0
     # Where case links point (alerts and case.resolved records); empty: relative links.
     desk_base_url: str = ""
+    # Fernet key(s) sealing TOTP secrets at rest, the sealing one first (paysentry/desk/totp_vault.py)
+    desk_totp_key: SecretStr | None = None

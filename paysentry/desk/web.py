@@ -114,7 +114,7 @@ def login(
         raise HTTPException(403, "the login form's CSRF token is missing or wrong; reload the page")
     client = client_of(request)
     try:
-        user = security.authenticate(session, name, password, code, client)
+        user = security.authenticate(session, name, password, code, client, request.app.state.totp_vault)
     except security.LoginRefused as exc:
         session.commit()
         return render(request, "login.html", status=exc.status, csrf=csrf_token, error=str(exc), user=None,
@@ -339,7 +339,9 @@ def users_add(request: Request, session: DB, web: Current, csrf_token: CsrfField
     _check_csrf(web, csrf_token)
     admin = _need(web, frozenset({"admin"}))
     try:
-        created = security.create_user(session, name, role, erp_user_id=erp_user_id or None, actor=admin.name)
+        created = security.create_user(
+            session, name, role, erp_user_id=erp_user_id or None, actor=admin.name, vault=request.app.state.totp_vault
+        )
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     session.commit()
