@@ -159,8 +159,8 @@ def test_references_are_checked_with_positions():
         "routes.yaml:11:11: receivers[1].name: receiver 'a' is defined twice",
         "routes.yaml:12:43: receivers[1].sms.template: no template named 'fancy'",
         "routes.yaml:15:10: templates.short.sms: unknown placeholder(s) ${colour}; known: SEVERITY, ack_command, "
-        "alert_id, amount, case_url, company, count, currency, earlier, kind, kind_label, more, new_count, note, payment_id, "
-        "receiver, rule_id, severity, vendor",
+        "alert_id, amount, case_url, company, count, currency, earlier, kind, kind_label, more, new_count, note, "
+        "payment_id, receiver, rule_id, severity, vendor",
         "routes.yaml:18:35: escalations.e.steps[0].receiver: no receiver named 'nobody' (receivers: a)",
     ]
 
