@@ -1,4 +1,8 @@
-"""`paysentry model train | evaluate | shadow | promote | rollback | list`: the data scientist's loop.
+"""`paysentry model train | register | evaluate | shadow | promote | rollback | list`: the data scientist's loop.
+
+`train` learns a logistic regression online (`--kind logistic`) or a gradient-boosted tree ensemble offline
+(`--kind hgb`) from an events file with its verdicts; `register FILE` signs a model trained in a notebook
+(models.offline.save_model_file). Either kind is served the same way.
 
 The registry is a directory or a Redis URL (`--registry`, or PAYSENTRY_MODEL_REGISTRY), signed with
 PAYSENTRY_MODEL_SIGNING_KEY. With Redis, `promote`, `shadow` and `rollback` also tell every worker to
@@ -11,7 +15,7 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 import typer
@@ -20,6 +24,7 @@ from rich.table import Table
 
 from models.learning import Scores, evaluate, events_of, train
 from models.lifecycle import SnapshotRefused, WeakSigningKey
+from models.offline import read_model_file, train_boosted
 from models.registry import ModelRegistry, RegistryError, registry_from_location
 from models.serving import KEY_ENV, REGISTRY_ENV, Served
 from paysentry.audit import os_user
@@ -90,11 +95,22 @@ def train_command(
     horizon_days: Annotated[float, typer.Option(help="a payment with no verdict this long is legitimate")] = 21.0,
     rules: Annotated[Path | None, typer.Option(help="rules directory (default: the built-in rulebook)")] = None,
     notes: Annotated[str, typer.Option(help="free text kept on the model card")] = "",
+    kind: Annotated[
+        Literal["logistic", "hgb"], typer.Option(help="logistic: online; hgb: boosted trees, offline")
+    ] = "logistic",
+    max_iter: Annotated[int, typer.Option(min=1, max=2000, help="hgb: boosting iterations (trees)")] = 100,
     by: ByOption = "",
     audit_log: AuditOption = DEFAULT_AUDIT,
 ) -> None:
-    """Learn online from an events file (label delay respected), freeze, and register a new version."""
+    """Learn from an events file (label delay respected), freeze, and register a new version.
+
+    logistic: an online learner follows the events up to --until; its prequential scores from --test-from
+    are the metrics. hgb: a gradient-boosted tree ensemble learns from the payments released before --until
+    (or --test-from) with the verdicts known by then, and is measured on those released from --test-from."""
     target = _registry(registry, audit_log)
+    if kind == "hgb":
+        _train_boosted(target, events, model_id, until, test_from, rules, notes, max_iter, by)
+        return
     learner, scores = train(events_of(events), _ruleset(rules), horizon=int(horizon_days * 86400),  # type: ignore[arg-type]
                             until=_moment(until), test_from=_moment(test_from))  # fmt: skip
     if learner.frauds == 0:
@@ -104,6 +120,43 @@ def train_command(
                            trained_to=until, notes=notes)  # fmt: skip
     _print_scores([scores])
     out.print(f"registered {card.name} ({learner.learned} payments learnt, {learner.frauds} frauds)")
+
+
+def _train_boosted(target: ModelRegistry, events: Path, model_id: str, until: str | None, test_from: str | None,
+                   rules: Path | None, notes: str, max_iter: int, by: str) -> None:  # fmt: skip
+    try:
+        trained = train_boosted(events_of(events), _ruleset(rules), until=_moment(until),  # type: ignore[arg-type]
+                                test_from=_moment(test_from), params={"max_iter": max_iter})  # fmt: skip
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    card = target.register(trained.model, model_id=model_id, by=by or os_user(), metrics=trained.scores.metrics(),
+                           trained_to=until or test_from, notes=notes)  # fmt: skip
+    _print_scores([trained.scores])
+    out.print(f"registered {card.name} (hgb, {len(trained.model.trees)} trees; {trained.payments} payments learnt, "
+              f"{trained.frauds} frauds)")  # fmt: skip
+
+
+@model_app.command("register")
+def register_command(
+    model_file: Annotated[Path, typer.Argument(help="a model file (models.offline.save_model_file)")],
+    model_id: Annotated[str, typer.Option(help="registry name of the model")],
+    registry: RegistryOption,
+    notes: Annotated[str | None, typer.Option(help="free text kept on the model card (default: the file's)")] = None,
+    by: ByOption = "",
+    audit_log: AuditOption = DEFAULT_AUDIT,
+) -> None:
+    """Check, sign and register a model trained elsewhere (e.g. a notebook) as a new version."""
+    target = _registry(registry, audit_log)
+    try:
+        model, record = read_model_file(model_file)
+        card = target.register(model, model_id=model_id, by=by or os_user(), metrics=record.metrics,
+                               trained_from=record.trained_from, trained_to=record.trained_to,
+                               notes=record.notes if notes is None else notes)  # fmt: skip
+    except (RegistryError, SnapshotRefused, ValueError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    out.print(f"registered {card.name} ({card.kind}, {len(card.inputs)} inputs)")
 
 
 @model_app.command("evaluate")
@@ -189,12 +242,13 @@ def list_command(registry: RegistryOption, audit_log: AuditOption = DEFAULT_AUDI
     target = _registry(registry, audit_log)
     try:
         live, shadow = target.current("live"), target.current("shadow")
-        table = Table("version", "created", "by", "trained to", "metrics", "role")
+        table = Table("version", "kind", "created", "by", "trained to", "metrics", "role")
         for model_id, number in target.versions():
             card = target.load(model_id, number).card
             role = ", ".join(r for r, e in (("live", live), ("shadow", shadow)) if e and e.name == card.name)
             metrics = " ".join(f"{k}={v:g}" for k, v in card.metrics.items())
-            table.add_row(card.name, card.created_at[:19], card.created_by, card.trained_to or "-", metrics, role)
+            table.add_row(card.name, card.kind, card.created_at[:19], card.created_by, card.trained_to or "-", metrics,
+                          role)  # fmt: skip
     except SnapshotRefused as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None

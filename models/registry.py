@@ -1,10 +1,11 @@
 """The model registry: versioned, signed supervised models and the history of which one is live.
 
-A version is a frozen model (`LinearModel`: plain numbers, never a pickle) with its card: the inputs it
-reads, the training window, its metrics, who made it and when. Each version is stored as one blob signed
-like the online model's snapshots (models.lifecycle, PAYSENTRY_MODEL_SIGNING_KEY): a blob that is not
-signed with the key, or was altered, is refused before it is parsed, and the parsed data is checked
-(types, finite numbers, sizes) before a model is built from it.
+A version is a frozen model (plain numbers, never a pickle) with its card: the kind of model (`logistic`,
+a `LinearModel`, or `hgb`, a boosted `TreeEnsemble` exported from scikit-learn), the inputs it reads, the
+training window, its metrics, who made it and when. Each version is stored as one blob signed like the
+online model's snapshots (models.lifecycle, PAYSENTRY_MODEL_SIGNING_KEY): a blob that is not signed with
+the key, or was altered, is refused before it is parsed, and the parsed data is checked (types, finite
+numbers, sizes, tree shapes) before a model is built from it (`ModelRefused`).
 
 The promotion history is a signed list of entries (model, version, role, effective from, who, when):
 `promote` and `rollback` append a `live` entry, `shadow` a `shadow` entry; nothing is ever rewritten.
@@ -31,21 +32,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from models.lifecycle import SnapshotRefused, check_signing_key, open_signed, sign_body
 from models.supervised import LinearModel
+from models.tree_model import TreeEnsemble, TreeRefused
 from paysentry.audit import AuditLog, now_text, os_user
 
 _VERSION_MAGIC = b"PSMODELV1"
 _HISTORY_MAGIC = b"PSMODELH1"
-MAX_MODEL_BYTES = 4 * 1024 * 1024
+MAX_MODEL_BYTES = 16 * 1024 * 1024  # a tree ensemble of a few hundred trees is a few MB of JSON
 MAX_HISTORY_BYTES = 16 * 1024 * 1024
 MAX_INPUTS = 1000
 MAX_HISTORY = 10_000
 SWITCH_CHANNEL = "paysentry:models:switch"
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 Role = Literal["live", "shadow"]
+ModelKind = Literal["logistic", "hgb"]
+FrozenModel = LinearModel | TreeEnsemble
 
 
 class RegistryError(ValueError):
     """A request the registry cannot carry out (unknown model or version, nothing to roll back to)."""
+
+
+class ModelRefused(SnapshotRefused, RegistryError):
+    """A signed model version whose content is malformed, of an unknown kind, or beyond the limits."""
 
 
 def _frozen() -> ConfigDict:
@@ -56,7 +64,7 @@ class ModelCard(BaseModel):
     model_config = _frozen()
     model_id: str = Field(max_length=64)
     version: int = Field(ge=1, le=10**9)
-    kind: Literal["logistic"] = "logistic"
+    kind: ModelKind = "logistic"
     inputs: tuple[str, ...] = Field(max_length=MAX_INPUTS)
     trained_from: str | None = Field(default=None, max_length=40)
     trained_to: str | None = Field(default=None, max_length=40)
@@ -97,7 +105,18 @@ class _LinearData(BaseModel):
 class _VersionData(BaseModel):
     model_config = _frozen()
     card: ModelCard
-    model: _LinearData
+    model: dict[str, Any]  # read by its kind (model_from_data)
+
+
+def model_from_data(data: Any) -> FrozenModel:
+    """The frozen model a version holds, checked; ValueError (pydantic's or TreeRefused) if malformed."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind == "logistic":
+        linear = _LinearData.model_validate(data)
+        return LinearModel(dict(linear.inputs), linear.intercept)
+    if kind == "hgb":
+        return TreeEnsemble.from_data(data)
+    raise TreeRefused(f"unknown model kind {str(kind)[:40]!r}: expected 'logistic' or 'hgb'")
 
 
 class Promotion(BaseModel):
@@ -184,7 +203,7 @@ def _version_name(model_id: str, version: int) -> str:
 @dataclass(frozen=True)
 class Registered:
     card: ModelCard
-    model: LinearModel
+    model: FrozenModel
 
 
 class ModelRegistry:
@@ -202,16 +221,23 @@ class ModelRegistry:
                 out.append((model_id, int(rest)))
         return sorted(out)
 
-    def register(self, model: LinearModel, *, model_id: str, by: str, metrics: dict[str, float] | None = None,
+    def register(self, model: FrozenModel, *, model_id: str, by: str, metrics: dict[str, float] | None = None,
                  trained_from: str | None = None, trained_to: str | None = None,
                  notes: str = "") -> ModelCard:  # fmt: skip
         version = 1 + max((v for m, v in self.versions() if m == model_id), default=0)
-        card = ModelCard(model_id=model_id, version=version, inputs=tuple(model.inputs), trained_from=trained_from,
-                         trained_to=trained_to, metrics={k: float(v) for k, v in (metrics or {}).items()},
+        card = ModelCard(model_id=model_id, version=version, kind=model.kind, inputs=tuple(model.inputs),
+                         trained_from=trained_from, trained_to=trained_to,
+                         metrics={k: float(v) for k, v in (metrics or {}).items()},
                          created_by=by, created_at=now_text(), notes=notes)  # fmt: skip
-        _LinearData.model_validate(model.to_data())  # refuse to sign what could not be read back
-        body = orjson.dumps({"card": card.model_dump(mode="json"), "model": model.to_data()})
-        self.store.put(_version_name(model_id, version), sign_body(_VERSION_MAGIC, body, self.key))
+        data = model.to_data()
+        try:
+            model_from_data(data)  # refuse to sign what could not be read back
+        except ValueError as exc:
+            raise ModelRefused(f"model {card.name} cannot be registered: {_reason(exc)}") from None
+        blob = sign_body(_VERSION_MAGIC, orjson.dumps({"card": card.model_dump(mode="json"), "model": data}), self.key)
+        if len(blob) > MAX_MODEL_BYTES:
+            raise ModelRefused(f"model {card.name} is {len(blob)} bytes, more than a version holds ({MAX_MODEL_BYTES})")
+        self.store.put(_version_name(model_id, version), blob)
         self._audit({"action": "register", "model": card.name, "by": by, "metrics": card.metrics})
         return card
 
@@ -222,11 +248,14 @@ class ModelRegistry:
         data = open_signed(_VERSION_MAGIC, blob, self.key, "model version", MAX_MODEL_BYTES)
         try:
             parsed = _VersionData.model_validate(data)
-        except ValidationError as exc:
-            raise SnapshotRefused(f"model version {model_id}@v{version}: {_first_error(exc)}") from None
+            model = model_from_data(parsed.model)
+        except ValueError as exc:
+            raise ModelRefused(f"model version {model_id}@v{version}: {_reason(exc)}") from None
         if (parsed.card.model_id, parsed.card.version) != (model_id, version):
-            raise SnapshotRefused(f"model version {model_id}@v{version} holds {parsed.card.name}")
-        return Registered(parsed.card, LinearModel(dict(parsed.model.inputs), parsed.model.intercept))
+            raise ModelRefused(f"model version {model_id}@v{version} holds {parsed.card.name}")
+        if (parsed.card.kind, parsed.card.inputs) != (model.kind, tuple(model.inputs)):
+            raise ModelRefused(f"model version {model_id}@v{version}: its card does not describe its model")
+        return Registered(parsed.card, model)
 
     # -- promotions -------------------------------------------------------------------------------
     def history(self) -> list[Promotion]:
@@ -291,6 +320,10 @@ def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
     return f"{where}: {error['msg']}"[:300]
+
+
+def _reason(exc: ValueError) -> str:
+    return _first_error(exc) if isinstance(exc, ValidationError) else str(exc)[:300]
 
 
 def registry_from_location(location: str, key: bytes, *, audit_log: Path | None = None) -> ModelRegistry:

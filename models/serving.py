@@ -26,8 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from models.lifecycle import SnapshotRefused
-from models.registry import SWITCH_CHANNEL, ModelRegistry, Promotion, RegistryError, registry_from_location
-from models.supervised import LinearModel
+from models.registry import (
+    SWITCH_CHANNEL,
+    FrozenModel,
+    ModelRegistry,
+    Promotion,
+    RegistryError,
+    registry_from_location,
+)
 from paysentry.audit import AuditLog
 from paysentry.pubsub import SignalListener
 
@@ -40,7 +46,7 @@ PIN_ENV = "PAYSENTRY_MODEL_PIN"
 @dataclass(frozen=True, slots=True)
 class Served:
     name: str  # model id @ version, as explanations show it
-    model: LinearModel
+    model: FrozenModel  # a logistic regression or a tree ensemble: both score_one(inputs) -> probability
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,11 @@
 
 Two roles, on purpose (a score that can change an action must be the same in the stream and in replay):
 
-- The *promoted* model (`LinearModel`) may act: rules name its score as `model_score` and it enters the
-  combined risk. It is frozen (a standardisation and a logistic regression's coefficients, plain
-  numbers), versioned and signed in the model registry (models.registry), and chosen by event time from
-  the registry's promotion history, so any number of workers and `paysentry replay` give every payment
-  the same score.
+- The *promoted* model may act: rules name its score as `model_score` and it enters the combined risk.
+  It is frozen (`LinearModel`: a standardisation and a logistic regression's coefficients; or a boosted
+  `models.tree_model.TreeEnsemble`: node tables; plain numbers either way), versioned and signed in the
+  model registry (models.registry), and chosen by event time from the registry's promotion history, so
+  any number of workers and `paysentry replay` give every payment the same score.
 - The *candidate* (`OnlineLearner`) learns online in each engine from the labels as they arrive. Its
   score (`candidate_score`) is shown in explanations only: each worker learns from the payments its
   partitions see, so it differs between workers and between the stream and replay. `paysentry model
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from river import compose, forest, linear_model, optim, preprocessing
 
@@ -65,7 +65,7 @@ class LinearModel:
 
     Plain numbers only, so it is stored as JSON and scored the same on every machine."""
 
-    kind = "logistic"
+    kind: Literal["logistic"] = "logistic"
 
     def __init__(self, inputs: dict[str, tuple[float, float, float]], intercept: float):
         self.inputs = inputs  # name -> (mean, scale, weight)
