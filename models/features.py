@@ -57,26 +57,42 @@ def _days(now: int, then: int | None) -> float | None:
 
 
 def compute_features(inputs: FeatureInputs) -> dict[str, Any]:
+    # One dict, filled in place family by family (the order of its keys is part of what a feature sink
+    # sees, so it stays: base, limit, vendor, account, duplicates, platform, typologies, creator).
     event, record = inputs.event, inputs.record
-    at = inputs.at
-    amount = event.amount if event is not None and event.amount is not None else None
+    at, company = inputs.at, inputs.company
+    if event is not None:
+        amount = event.amount
+        currency = event.currency or (record.currency if record else None)
+        channel = event.channel or (record.channel if record else None)
+        vendor_id = (record.vendor_id if record else None) or event.vendor_id
+        created_by = event.created_by or (record.created_by if record else None)
+        approvers = event.approved_by or (record.approved_by if record else [])
+        payment_id = event.payment_id if event.payment_id is not None else (record.payment_id if record else None)
+        company_code = (record.company_code if record else None) or event.company_code
+    else:
+        amount = None
+        currency = record.currency if record else None
+        channel = record.channel if record else None
+        vendor_id = record.vendor_id if record else None
+        created_by = record.created_by if record else None
+        approvers = record.approved_by if record else []
+        payment_id = record.payment_id if record else None
+        company_code = record.company_code if record else None
     if amount is None and record is not None:
         known = record.amount or record.platform_amount  # an unmatched platform payment has only the latter
         amount = Decimal(known) if known else None
-    currency = (event.currency if event is not None else None) or (record.currency if record else None)
-    channel = (event.channel if event is not None else None) or (record.channel if record else None)
-    vendor_id = (record.vendor_id if record else None) or (event.vendor_id if event is not None else None)
-    created_by = (event.created_by if event is not None else None) or (record.created_by if record else None)
-    approvers = (event.approved_by if event is not None else None) or (record.approved_by if record else [])
-    local = local_time(inputs.moment, inputs.company)
+    local = local_time(inputs.moment, company)
     weekday = local.weekday()
-    start_hour, end_hour = inputs.company.business_hours
+    hour = local.hour
+    start_hour, end_hour = company.business_hours
+    business_days = company.business_days
     amount_base = float(to_base(amount, currency)) if amount is not None else None
     f: dict[str, Any] = {
         "event_type": inputs.event_type,
-        "payment_id": record_or_event(record, event, "payment_id"),
+        "payment_id": payment_id,
         "vendor_id": vendor_id,
-        "company_code": (record.company_code if record else None) or (event.company_code if event else None),
+        "company_code": company_code,
         "currency": currency,
         "channel": channel,
         "payee_country": event.payee_country if event is not None else None,
@@ -84,20 +100,20 @@ def compute_features(inputs: FeatureInputs) -> dict[str, Any]:
         "amount": float(amount) if amount is not None else None,
         "amount_base": amount_base,
         "is_round_amount": amount is not None and amount % 1000 == 0,
-        "hour_local": local.hour,
+        "hour_local": hour,
         "weekday_local": weekday,
-        "is_weekend": weekday >= 5 or weekday not in inputs.company.business_days,
-        "is_night": local.hour >= 22 or local.hour < 6,
-        "is_business_hours": weekday in inputs.company.business_days and start_hour <= local.hour < end_hour,
+        "is_weekend": weekday >= 5 or weekday not in business_days,
+        "is_night": hour >= 22 or hour < 6,
+        "is_business_hours": weekday in business_days and start_hour <= hour < end_hour,
         "approver_count": len(approvers),
         "self_approved": bool(created_by) and created_by in approvers,
     }
-    f.update(_limit_features(inputs, amount, currency))
-    f.update(_vendor_features(inputs, amount_base))
-    f.update(_account_features(inputs, vendor_id))
-    f.update(_duplicate_features(inputs, amount))
-    f.update(_platform_features(inputs, amount, currency))
-    f.update(typology_features(inputs, amount, currency, amount_base, f.get("vendor_amount_max_30d")))
+    _limit_features(f, inputs, amount, currency)
+    _vendor_features(f, inputs, amount_base)
+    _account_features(f, inputs, vendor_id)
+    _duplicate_features(f, inputs, amount)
+    _platform_features(f, inputs, amount, currency)
+    f.update(typology_features(inputs, amount, currency, amount_base, f["vendor_amount_max_30d"]))
     creator = inputs.creator
     f["creator_count_24h"] = creator.stats.stat("count", at, DAY) if creator else None
     return f
@@ -108,61 +124,62 @@ def record_or_event(record: PaymentRecord | None, event: Event | None, name: str
     return value if value is not None else (getattr(record, name, None) if record else None)
 
 
-def _limit_features(inputs: FeatureInputs, amount: Decimal | None, currency: str | None) -> dict[str, Any]:
+def _limit_features(f: dict[str, Any], inputs: FeatureInputs, amount: Decimal | None, currency: str | None) -> None:
     company = inputs.company
     if company.approval_limit is None or amount is None:
-        return {"approval_limit": None, "amount_to_limit_ratio": None,
-                "near_limit_count_24h": None, "near_limit_sum_24h": None}  # fmt: skip
+        f["approval_limit"] = f["amount_to_limit_ratio"] = f["near_limit_count_24h"] = f["near_limit_sum_24h"] = None
+        return
     limit = convert(company.approval_limit, company.currency, currency)
     vendor = inputs.vendor
     prior_count = vendor.near_limit.stat("count", inputs.at, DAY) if vendor else 0.0
     prior_sum = vendor.near_limit.stat("sum", inputs.at, DAY) if vendor else 0.0
-    return {
-        "approval_limit": float(limit),
-        "amount_to_limit_ratio": float(amount / limit),
-        "near_limit_count_24h": prior_count,
-        "near_limit_sum_24h": prior_sum + float(amount),
-    }
+    f["approval_limit"] = float(limit)
+    f["amount_to_limit_ratio"] = float(amount / limit)
+    f["near_limit_count_24h"] = prior_count
+    f["near_limit_sum_24h"] = prior_sum + float(amount)
 
 
-def _vendor_features(inputs: FeatureInputs, amount_base: float | None) -> dict[str, Any]:
+def _vendor_features(f: dict[str, Any], inputs: FeatureInputs, amount_base: float | None) -> None:
     vendor, master, at = inputs.vendor, inputs.vendor_master, inputs.at
     created = master.created_at if master else None
     first = min((t for t in (master.first_seen if master else None, vendor.first_seen if vendor else None)
                  if t is not None), default=None)  # fmt: skip
     since = created if created is not None else first
-    known = {
-        "vendor_known": since is not None,
-        "vendor_age_days": _days(at, since),
-        "days_since_bank_change": _days(at, master.last_bank_change if master else None),
-    }
+    bank_change = master.last_bank_change if master else None
     if vendor is None:
-        return {name: None for name in _VENDOR_FEATURES} | known
-    month = 30 * DAY
-    count_int, _, mean_value, std_value, largest = vendor.stats.summary(at, month)
+        for name in _VENDOR_FEATURES:
+            f[name] = None
+        f["vendor_age_days"] = None if since is None else (at - since) / DAY
+        f["vendor_known"] = since is not None
+        f["days_since_bank_change"] = None if bank_change is None else (at - bank_change) / DAY
+        return
+    f["vendor_known"] = since is not None
+    f["vendor_age_days"] = None if since is None else (at - since) / DAY
+    f["days_since_bank_change"] = None if bank_change is None else (at - bank_change) / DAY
+    stats = vendor.stats
+    count_int, _, mean_value, std_value, largest = stats.summary(at, _MONTH)
     count = float(count_int)
     mean = mean_value if count else None
     std = std_value if count > 1 else None
-    median = vendor.stats.median(at, month) if count else None
-    day_count, day_sum, _, _, _ = vendor.stats.summary(at, DAY)
+    median = stats.median(at, _MONTH) if count else None
+    day_count, day_sum, _, _, _ = stats.summary(at, DAY)
+    f["vendor_payment_count_30d"] = count
+    f["vendor_amount_mean_30d"] = mean
+    f["vendor_amount_std_30d"] = std
+    f["vendor_amount_median_30d"] = median
+    f["vendor_amount_max_30d"] = largest if count else None
     zscore = None
     if amount_base is not None and mean is not None and std:
         zscore = (amount_base - mean) / std
-    return known | {
-        "vendor_payment_count_30d": count,
-        "vendor_amount_mean_30d": mean,
-        "vendor_amount_std_30d": std,
-        "vendor_amount_median_30d": median,
-        "vendor_amount_max_30d": largest if count else None,
-        "amount_zscore_30d": zscore,
-        "amount_ratio_median_30d": _ratio(amount_base, median),
-        "vendor_count_1h": vendor.stats.stat("count", at, HOUR),
-        "days_since_last_payment": _days(at, vendor.last_paid),
-        "vendor_count_24h": float(day_count),
-        "vendor_sum_24h": day_sum,
-    }
+    f["amount_zscore_30d"] = zscore
+    f["amount_ratio_median_30d"] = _ratio(amount_base, median)
+    f["vendor_count_1h"] = stats.stat("count", at, HOUR)
+    f["days_since_last_payment"] = _days(at, vendor.last_paid)
+    f["vendor_count_24h"] = float(day_count)
+    f["vendor_sum_24h"] = day_sum
 
 
+_MONTH = 30 * DAY
 _VENDOR_FEATURES = (
     "vendor_age_days", "vendor_payment_count_30d", "vendor_amount_mean_30d", "vendor_amount_std_30d",
     "vendor_amount_median_30d", "vendor_amount_max_30d", "amount_zscore_30d", "amount_ratio_median_30d",
@@ -170,13 +187,13 @@ _VENDOR_FEATURES = (
 )  # fmt: skip
 
 
-def _account_features(inputs: FeatureInputs, vendor_id: str | None) -> dict[str, Any]:
+def _account_features(f: dict[str, Any], inputs: FeatureInputs, vendor_id: str | None) -> None:
     event, vendor, master = inputs.event, inputs.vendor, inputs.vendor_master
     account_hash = event.payee_account_hash if event is not None else None
     if event is None or account_hash is None:
-        return {"account_matches_master": None, "account_new_for_vendor": None, "account_age_days": None,
-                "account_vendor_count": None, "account_shared": None, "iban_invalid": None,
-                "iban_problem": None}  # fmt: skip
+        for name in _ACCOUNT_FEATURES:
+            f[name] = None
+        return
     owners = set(inputs.account_master.vendors) if inputs.account_master else set()
     owners |= set(inputs.account.vendors) if inputs.account else set()
     owners.discard(vendor_id or "")
@@ -184,37 +201,40 @@ def _account_features(inputs: FeatureInputs, vendor_id: str | None) -> dict[str,
         vendor is not None and account_hash in vendor.accounts
     )
     first_seen = [p.first_seen for p in (inputs.account, inputs.account_master) if p and p.first_seen is not None]
-    return {
-        "account_matches_master": master is not None and master.master_account == account_hash,
-        "account_new_for_vendor": not known_for_vendor,
-        "account_age_days": _days(inputs.at, min(first_seen)) if first_seen else None,
-        "account_vendor_count": len(owners),
-        "account_shared": bool(owners),
-        "iban_invalid": event.payee_account_problem is not None,
-        "iban_problem": event.payee_account_problem,
-    }
+    f["account_matches_master"] = master is not None and master.master_account == account_hash
+    f["account_new_for_vendor"] = not known_for_vendor
+    f["account_age_days"] = _days(inputs.at, min(first_seen)) if first_seen else None
+    f["account_vendor_count"] = len(owners)
+    f["account_shared"] = bool(owners)
+    f["iban_invalid"] = event.payee_account_problem is not None
+    f["iban_problem"] = event.payee_account_problem
 
 
-def _duplicate_features(inputs: FeatureInputs, amount: Decimal | None) -> dict[str, Any]:
+_ACCOUNT_FEATURES = ("account_matches_master", "account_new_for_vendor", "account_age_days", "account_vendor_count",
+                     "account_shared", "iban_invalid", "iban_problem")  # fmt: skip
+
+
+def _duplicate_features(f: dict[str, Any], inputs: FeatureInputs, amount: Decimal | None) -> None:
     event, vendor = inputs.event, inputs.vendor
     invoice = event.invoice_id if event is not None and event.invoice_id else None
     if invoice is None and inputs.record is not None:
         norm = inputs.record.invoice_norm
     else:
         norm = normalise_invoice(invoice) if invoice else None
-    result: dict[str, Any] = {"invoice_norm": norm, "duplicate_invoice": False,
-                              "duplicate_invoice_days": None, "duplicate_of": None}  # fmt: skip
+    f["invoice_norm"] = norm
+    f["duplicate_invoice"] = False
+    f["duplicate_invoice_days"] = f["duplicate_of"] = None
     if not norm or vendor is None or amount is None or not inputs.event_type.startswith("payment."):
-        return result
+        return
     seen = vendor.invoices.get(norm)
     payment_id = event.payment_id if event is not None else None
     if seen is not None and seen[2] != payment_id and Decimal(seen[0]) == amount:
-        result.update(duplicate_invoice=True, duplicate_invoice_days=abs(inputs.at - seen[1]) / DAY,
-                      duplicate_of=seen[2])  # fmt: skip
-    return result
+        f["duplicate_invoice"] = True
+        f["duplicate_invoice_days"] = abs(inputs.at - seen[1]) / DAY
+        f["duplicate_of"] = seen[2]
 
 
-def _platform_features(inputs: FeatureInputs, amount: Decimal | None, currency: str | None) -> dict[str, Any]:
+def _platform_features(f: dict[str, Any], inputs: FeatureInputs, amount: Decimal | None, currency: str | None) -> None:
     record, event, at = inputs.record, inputs.event, inputs.at
     is_platform = inputs.event_type.startswith("psp.")
     released = Decimal(record.released_amount) if record and record.released_amount else None
@@ -228,17 +248,15 @@ def _platform_features(inputs: FeatureInputs, amount: Decimal | None, currency: 
     channel = inputs.channel
     failures = channel.stats.stat("failures", at, HOUR) if channel and is_platform else None
     outcomes = channel.stats.stat("count", at, HOUR) if channel and is_platform else None
-    return {
-        "payment_known": record.erp_known if record else False,
-        "released_amount": float(released) if released is not None else None,
-        "settled_amount_diff": diff,
-        "settled_amount_diff_ratio": diff_ratio,
-        "currency_mismatch": mismatch,
-        "hours_since_release": (at - record.released_at) / HOUR if record and record.released_at else None,
-        "settlement_sla_hours": inputs.company.settlement_sla_hours,
-        "fee": float(fee) if fee is not None else None,
-        "fee_ratio": float(fee / amount) if fee is not None and amount else None,
-        "channel_failures_1h": failures,
-        "channel_events_1h": outcomes,
-        "channel_failure_rate_1h": _ratio(failures, outcomes),
-    }
+    f["payment_known"] = record.erp_known if record else False
+    f["released_amount"] = float(released) if released is not None else None
+    f["settled_amount_diff"] = diff
+    f["settled_amount_diff_ratio"] = diff_ratio
+    f["currency_mismatch"] = mismatch
+    f["hours_since_release"] = (at - record.released_at) / HOUR if record and record.released_at else None
+    f["settlement_sla_hours"] = inputs.company.settlement_sla_hours
+    f["fee"] = float(fee) if fee is not None else None
+    f["fee_ratio"] = float(fee / amount) if fee is not None and amount else None
+    f["channel_failures_1h"] = failures
+    f["channel_events_1h"] = outcomes
+    f["channel_failure_rate_1h"] = _ratio(failures, outcomes)

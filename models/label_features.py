@@ -43,27 +43,30 @@ def _has_buckets(stats: WindowedStats) -> bool:
     return bool(stats.ladders[-1])
 
 
+_NAMES = {entity: (f"{entity}_fraud_count_7d", f"{entity}_fraud_count_30d", f"{entity}_fraud_rate_30d")
+          for entity in LABEL_ENTITIES}  # fmt: skip
+assert tuple(suffix for suffix, _ in _WINDOWS) == ("7d", "30d")
+
+
 def label_features(profiles: dict[str, Any], at: int) -> dict[str, float | None]:
     """The label features at event time `at`, from the profiles the event reads (None: no profile)."""
     out: dict[str, float | None] = {}
     for entity in LABEL_ENTITIES:
+        week_name, month_name, rate_name = _NAMES[entity]
         profile: LabelledProfile | None = profiles.get(entity)
         if profile is None:
-            for suffix, _ in _WINDOWS:
-                out[f"{entity}_fraud_count_{suffix}"] = None
-            out[f"{entity}_fraud_rate_30d"] = None
+            out[week_name] = out[month_name] = out[rate_name] = None
             continue
         frauds = profile.frauds
         if not _has_buckets(frauds):  # the common case: nothing confirmed, no bucket to read
-            for suffix, _ in _WINDOWS:
-                out[f"{entity}_fraud_count_{suffix}"] = 0.0
-            out[f"{entity}_fraud_rate_30d"] = 0.0 if _has_buckets(profile.stats) else None
+            out[week_name] = out[month_name] = 0.0
+            out[rate_name] = 0.0 if _has_buckets(profile.stats) else None
             continue
-        for suffix, seconds in _WINDOWS:
-            out[f"{entity}_fraud_count_{suffix}"] = frauds.stat("count", at, seconds)
+        for name, (_, seconds) in zip((week_name, month_name), _WINDOWS, strict=True):
+            out[name] = frauds.stat("count", at, seconds)
         released = profile.stats.stat("count", at, _RATE_WINDOW)
-        count = out[f"{entity}_fraud_count_30d"] or 0.0
-        out[f"{entity}_fraud_rate_30d"] = min(count / released, 1.0) if released else None
+        count = out[month_name] or 0.0
+        out[rate_name] = min(count / released, 1.0) if released else None
     return out
 
 

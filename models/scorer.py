@@ -16,6 +16,8 @@ from typing import Any
 
 from river import anomaly, compose, preprocessing
 
+from models.flat_trees import FlatWalk
+
 # Features the model sees, each mapped into a bounded range so one extreme value cannot dominate the
 # scaler. Missing values take the neutral value given here.
 _MODEL_INPUTS: dict[str, tuple[float, float]] = {
@@ -92,6 +94,7 @@ class CalibratedHalfSpaceTrees:
         self._sorted: list[float] = []
         self._last: tuple[dict[str, float], float] | None = None  # score_one then learn_one on one x
         self._version = _version(self.params)  # read by every decision
+        self._walk = FlatWalk(*self.pipeline.steps.values())
 
     @property
     def version(self) -> str:
@@ -104,8 +107,7 @@ class CalibratedHalfSpaceTrees:
     def raw_score(self, x: dict[str, float]) -> float:
         if self._last is not None and self._last[0] == x:
             return self._last[1]
-        scaler, trees = self.pipeline.steps.values()  # the pipeline's own steps, called directly
-        raw = float(trees.score_one(scaler.transform_one(x)))
+        raw = self._walk.score(x)  # the pipeline's own steps, walked flat
         self._last = (dict(x), raw)
         return raw
 
@@ -126,9 +128,7 @@ class CalibratedHalfSpaceTrees:
         self._recent.append(raw)
         bisect.insort(self._sorted, raw)
         # what the pipeline's learn_one does: the scaler learns x, the trees learn x scaled after that
-        scaler, trees = self.pipeline.steps.values()
-        scaler.learn_one(x)
-        trees.learn_one(scaler.transform_one(x))
+        self._walk.learn(x)
         self._last = None  # the model changed: the cached score is stale
         self.learned += 1
 

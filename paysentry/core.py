@@ -108,8 +108,12 @@ class _Touched:
         if entity is not None:
             return entity
         entity = (self.store if sharded else self.master).get(key)
-        if entity is not None and self.expired(entity, self.at):
-            entity = None
+        if entity is not None:
+            # the common case inline: written within its horizon (or never expiring) reads as present
+            memory, touched_at = entity.memory, entity.touched_at
+            idle = memory is not None and (touched_at is None or self.at > touched_at + memory)
+            if idle and self.expired(entity, self.at):
+                entity = None
         if entity is None:
             if not create:
                 return None
@@ -212,7 +216,7 @@ class Engine:
             self.counts["state_only"] += 1
             return None
         decision, scores = self._decide(event.type, event, record, touched, at)
-        self._apply_payment_event(event, record, touched, decision, scores)
+        self._apply_payment_event(event, record, touched, at, decision, scores)
         touched.write_back()
         self.counts["decided"] += 1
         return decision
@@ -328,23 +332,23 @@ class Engine:
         payment_id = record_or_event(record, event, "payment_id")
         # Every value is built here from checked parts (the event, the rules' hits): constructed, not
         # validated again field by field.
-        decision = Decision.model_construct(
-            payment_id=payment_id,
-            event_id=event.event_id if event else f"{event_type}:{payment_id}",
-            event_time=moment.isoformat(),
-            event_type=event_type,
-            vendor_id=vendor_id,
-            company_code=company_code,
-            action=action,
-            risk_score=combined_risk(hits, model_score, scores.model),
-            severity=severity,
-            rule_hits=hits,
-            shadow_hits=shadow,
-            model_score=None if model_score is None else round(model_score, 6),
-            explanation=explanation,
-            ruleset_version=ruleset.version,
-            model_version=self.model.version,
-        )
+        decision = Decision.from_checked({
+            "payment_id": payment_id,
+            "event_id": event.event_id if event else f"{event_type}:{payment_id}",
+            "event_time": moment.isoformat(),
+            "event_type": event_type,
+            "vendor_id": vendor_id,
+            "company_code": company_code,
+            "action": action,
+            "risk_score": combined_risk(hits, model_score, scores.model),
+            "severity": severity,
+            "rule_hits": hits,
+            "shadow_hits": shadow,
+            "model_score": None if model_score is None else round(model_score, 6),
+            "explanation": explanation,
+            "ruleset_version": ruleset.version,
+            "model_version": self.model.version,
+        })  # fmt: skip
         return decision, scores
 
     # -- state updates ---------------------------------------------------------------------------
@@ -386,10 +390,10 @@ class Engine:
         event: Event,
         record: PaymentRecord,
         touched: _Touched,
+        at: int,
         decision: Decision,
         scores: PaymentScores,
     ) -> None:
-        at = epoch(event.event_time)
         if event.family == "payment":
             self._apply_erp_event(event, record, touched, at, decision, scores)
         else:

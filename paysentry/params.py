@@ -7,6 +7,7 @@ needs them as much as the rules do; the rules loader reads them from `companies.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -43,7 +44,12 @@ class CompanyParams(BaseModel):
         return value
 
     def zone(self) -> ZoneInfo | None:
-        return ZoneInfo(self.timezone) if self.timezone else None
+        return _zone(self.timezone) if self.timezone else None
+
+
+@lru_cache(maxsize=256)  # every feature computation asks; names are checked when the parameters load
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 DEFAULT_COMPANY = CompanyParams()

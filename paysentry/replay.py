@@ -144,7 +144,7 @@ class Replayer:
             latest = epoch(event.event_time)
             yield from self.advance(latest)
             try:
-                decision = self.decide(event)
+                decision = self._decide_at(event, latest)
             except Exception as exc:
                 if on_error is None:
                     raise
@@ -166,7 +166,9 @@ class Replayer:
 
     def decide(self, event: Event) -> Decision | None:
         """Decide one event (the timers due before it must have fired: `advance`)."""
-        now = epoch(event.event_time)
+        return self._decide_at(event, epoch(event.event_time))
+
+    def _decide_at(self, event: Event, now: int) -> Decision | None:
         if event.family == "vendor":
             self.engine.apply_master(event, self.store)
             return None

@@ -42,6 +42,24 @@ def bin_value(bin_index: int) -> float:
     return float(10 ** ((bin_index + 0.5) / HIST_BINS_PER_DECADE))
 
 
+def _window_of(now: int, seconds: int) -> tuple[int, int, int]:
+    last = len(LADDERS) - 1
+    for index, (width, keep) in enumerate(LADDERS):
+        if seconds <= width * keep or index == last:
+            if seconds % width == 0:
+                # "the last 24 h" in hourly buckets: the current bucket plus the 23 before it
+                first = now - now % width - seconds + width
+            else:
+                first = (now - seconds) - (now - seconds) % width
+            return index, first, now - now % width  # bucket starts are multiples of the width
+    raise AssertionError("unreachable: the loop returns on the last ladder")  # pragma: no cover
+
+
+# The windows read lately, by (now, seconds): every profile an event reads asks for the same few.
+_WINDOWS: dict[tuple[int, int], tuple[int, int, int]] = {}
+_WINDOWS_KEPT = 256
+
+
 class WindowedStats:
     # `_reads`: what was read since the last write, by (what, ladder, first bucket, last bucket); a
     # window's buckets are fixed by those, so an entity read by several events between two writes (a
@@ -101,16 +119,13 @@ class WindowedStats:
     @staticmethod
     def _window(now: int, seconds: int) -> tuple[int, int, int]:
         """(ladder, first bucket start, last bucket start) of the window of `seconds` ending at `now`."""
-        last = len(LADDERS) - 1
-        for index, (width, keep) in enumerate(LADDERS):
-            if seconds <= width * keep or index == last:
-                if seconds % width == 0:
-                    # "the last 24 h" in hourly buckets: the current bucket plus the 23 before it
-                    first = now - now % width - seconds + width
-                else:
-                    first = (now - seconds) - (now - seconds) % width
-                return index, first, now - now % width  # bucket starts are multiples of the width
-        raise AssertionError("unreachable: the loop returns on the last ladder")  # pragma: no cover
+        key = (now, seconds)
+        window = _WINDOWS.get(key)
+        if window is None:
+            if len(_WINDOWS) >= _WINDOWS_KEPT:  # an event reads a handful; the next event has another `now`
+                _WINDOWS.clear()
+            window = _WINDOWS[key] = _window_of(now, seconds)
+        return window
 
     def _selected(self, ladder: int, first: int, last: int) -> list[list[Any]]:
         """The ladder's buckets starting in [first, last], oldest first (buckets are kept in order)."""
