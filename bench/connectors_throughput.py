@@ -1,11 +1,11 @@
 """Throughput and memory of `paysentry connect convert` on large bank and ERP files.
 
-    .venv/bin/python bench/connectors_throughput.py [--transactions 100000] [--only pain.001,camt.054,csv]
+    .venv/bin/python bench/connectors_throughput.py [--transactions 100000] [--only pain.001,camt.054,mt940,csv]
 
-Writes a pain.001.001.03 payment run of `--transactions` credit transfers (and the camt.054 that books
-them, and the ERP's CSV payment list) to a temporary folder, converts each with `connect convert` in a
-child process (schema validation, IBAN/BIC checks, the ingest check of every event, the events file
-written), and prints transactions per second and the child's peak RSS above its baseline (imports
+Writes a pain.001.001.03 payment run of `--transactions` credit transfers (and the camt.054 and the MT940
+statements that book them, and the ERP's CSV payment list) to a temporary folder, converts each with
+`connect convert` in a child process (schema validation, IBAN/BIC checks, the ingest check of every event,
+the events file written), and prints transactions per second and the child's peak RSS above its baseline (imports
 done, schema loaded). Conversion streams, so the peak should not depend on the file's size: compare
 `--transactions 10000` with the default.
 """
@@ -49,6 +49,7 @@ print(json.dumps({"seconds": seconds, "events": written, "baseline_kib": baselin
 FORMATS = {
     "pain.001": ("payments.xml", synthetic.write_pain001, "auto"),
     "camt.054": ("bookings.xml", synthetic.write_camt054, "auto"),
+    "mt940": ("statements.sta", synthetic.write_mt940, "auto"),
     "csv": ("zahlungen.csv", synthetic.write_ap_csv, f"csv:{ROOT / 'config' / 'connectors' / 'generic-ap.yaml'}"),
 }
 
@@ -81,7 +82,7 @@ def run(kind: str, transactions: int, folder: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transactions", type=int, default=100_000)
-    parser.add_argument("--only", default=",".join(FORMATS), help="comma-separated: pain.001, camt.054, csv")
+    parser.add_argument("--only", default=",".join(FORMATS), help="comma-separated: " + ", ".join(FORMATS))
     args = parser.parse_args()
     kinds = [kind.strip() for kind in args.only.split(",") if kind.strip()]
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, "

@@ -41,7 +41,8 @@ class Limits:
     max_field_chars: int = 2048  # the longest ISO 20022 text is 140; CSV cells are held to this as well
     max_csv_columns: int = 200
     max_record_elements: int = 100_000  # elements held at once: one record (or a header) while streaming
-    max_line_bytes: int = 1024 * 1024  # one CSV line
+    max_line_bytes: int = 1024 * 1024  # one CSV or MT940 line
+    max_statement_bytes: int = 4 * 1024 * 1024  # one MT940 statement, held while it is parsed
 
 
 DEFAULT_LIMITS = Limits()

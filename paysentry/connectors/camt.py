@@ -14,8 +14,15 @@ date alone is read as the end of that day, so it sorts after the day's releases)
 from the bank's booking reference, so the same booking seen in a camt.054 and again in the camt.053
 statement is one event, and the second copy is recognised as a redelivery.
 
+A booked credit entry that brings a payment back (return information `TxDtls/RtrInf`, or the bank
+transaction code sub-family `RRTN`, returned credit transfer) gives one `psp.returned` per transaction
+detail: `payment_id` is the original payment's end-to-end id, which the bank repeats in the return's
+`Refs/EndToEndId`; the reason is `RtrInf/Rsn/Cd` (or `Prtry`) with `AddtlInf`, in words in
+`status_reason` (reasons.py). A return without the original end-to-end id is rejected with its reason:
+which payment came back is never guessed.
+
 sepaxml ships no camt schema: the message is checked structurally, every value bounded before use.
-Credits, pending entries and reversals are counted as skipped. The file is streamed one entry at a time.
+Other credits, pending entries and reversals are counted as skipped. The file is streamed one entry at a time.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from paysentry.connectors.base import (
     money_text,
     stable_id,
 )
+from paysentry.connectors.reasons import describe_return
 
 ROOTS = {"camt.053": ("BkToCstmrStmt", "Stmt"), "camt.054": ("BkToCstmrDbtCdtNtfctn", "Ntfctn")}
 
@@ -63,11 +71,14 @@ def stream(
         position += 1
         where = f"/Document/{root_name}/{report_name}[{reports}]/Ntry[{position}] (line {entry.sourceline})"
         skipped = _not_a_settlement(entry)
+        convert = _settlements
+        if skipped == "credit entries" and _is_return(entry):
+            skipped, convert = _not_booked(entry), _returns
         if skipped:
             result.skipped[skipped] += 1
             continue
         try:
-            events = list(_settlements(entry, report, message_id, where, tz, index))
+            events = list(convert(entry, report, message_id, where, tz, index))
         except RecordRefused as exc:
             result.reject(where, str(exc))
             continue
@@ -87,14 +98,32 @@ def _message_id(document: Any, root_name: str) -> str:
 def _not_a_settlement(entry: Any) -> str | None:
     """Why this entry is not a settled payment (a credit, not booked, a reversal), or None."""
     direction = (x.text(entry, "CdtDbtInd") or "").upper()
-    status = (x.text(entry, "Sts", "Cd") or x.text(entry, "Sts") or "").upper()
     if direction != "DBIT":
         return "credit entries"
+    return _not_booked(entry)
+
+
+def _not_booked(entry: Any) -> str | None:
+    """Why this entry is not a booking to convert (pending, a reversal), or None."""
+    status = (x.text(entry, "Sts", "Cd") or x.text(entry, "Sts") or "").upper()
     if status != "BOOK":
         return "entries not booked"
     if (x.text(entry, "RvslInd") or "").lower() == "true":
         return "reversals"
     return None
+
+
+def _is_return(entry: Any) -> bool:
+    """A credit that is a payment coming back: return information, or a returned-transfer bank code."""
+    details = [d for block in x.children(entry, "NtryDtls") for d in x.children(block, "TxDtls")]
+    if any(x.child(detail, "RtrInf") is not None for detail in details):
+        return True
+    return any(_sub_family(node) == "RRTN" for node in [entry, *details])
+
+
+def _sub_family(node: Any) -> str:
+    code = x.text(node, "BkTxCd", "Domn", "Fmly", "SubFmlyCd") or ""
+    return code.strip().upper()
 
 
 def _charges(node: Any, what: str) -> tuple[str, str] | None:
@@ -178,5 +207,60 @@ def _settlements(
             "creditor_name": clip(creditor, 140),
             "orphan": True if usable is None else None,
             "seen_in_payment_order": (index.get(usable) is not None) if index is not None and usable else None,
+        }
+        yield event, detail_where
+
+
+def _return_reason(detail: Any) -> tuple[str | None, str | None, str | None]:
+    """(ISO code, bank's own code, the bank's words) of a return's `RtrInf`."""
+    info = x.child(detail, "RtrInf")
+    words = " ".join(t for t in (x.text(a) for a in x.children(info, "AddtlInf")) if t)
+    code = x.text(info, "Rsn", "Cd")
+    return (code.upper() if code else None), x.text(info, "Rsn", "Prtry"), clip(words, 200)
+
+
+def _returns(
+    entry: Any, report: Any, message_id: str, where: str, tz: tzinfo, index: PaymentIndex | None
+) -> Iterator[tuple[dict[str, Any], str]]:
+    event_time, booking_date = _booking_time(entry, tz)
+    booking_ref = x.text(entry, "AcctSvcrRef") or x.text(entry, "NtryRef")
+    details = [d for block in x.children(entry, "NtryDtls") for d in x.children(block, "TxDtls")]
+    single = len(details) <= 1
+    entry_charges = _charges(entry, "Ntry") if single else None
+    for k, detail in enumerate(details or [None], start=1):
+        detail_where = where
+        if detail is not None:
+            detail_where = f"{where.split(' ')[0]}/NtryDtls/TxDtls[{k}] (line {detail.sourceline})"
+        code, proprietary, words = _return_reason(detail) if detail is not None else (None, None, None)
+        reason = describe_return(code, proprietary, words)
+        refs = x.child(detail, "Refs") if detail is not None else None
+        end_to_end = x.text(refs, "EndToEndId")
+        if not end_to_end or end_to_end.upper() == "NOTPROVIDED":
+            raise RecordRefused(f"a return without the original payment's end-to-end id (Refs/EndToEndId); {reason}")
+        amount_node = _amount(detail) if detail is not None else None
+        if amount_node is None and single:
+            amount_node = x.child(entry, "Amt")
+        if amount_node is None:
+            raise RecordRefused("a return in a batch booking without its own amount (AmtDtls/TxAmt or Amt)")
+        detail_ref = x.text(refs, "AcctSvcrRef") or x.text(refs, "TxId")
+        reference = booking_ref or f"{message_id}/{x.text(report, 'Id') or '-'}/{where.split(' ')[0]}"
+        charges = (_charges(detail, "TxDtls") if detail is not None else None) or entry_charges
+        event = {
+            "type": "psp.returned",
+            "event_id": stable_id("return", reference, detail_ref or end_to_end),
+            "event_time": event_time,
+            "payment_id": clip(end_to_end, 128),
+            "amount": money_text(amount_node.text, "Amt"),
+            "currency": amount_node.get("Ccy"),
+            "fee": charges[0] if charges else None,
+            "fee_currency": charges[1] if charges else None,
+            "status_reason": clip(reason, 512),
+            "reason_code": code,
+            "booking_date": booking_date,
+            "value_date": x.text(entry, "ValDt", "Dt") or x.text(entry, "ValDt", "DtTm"),
+            "bank_reference": clip(booking_ref, 64),
+            "statement_message_id": message_id,
+            "end_to_end_id": end_to_end,
+            "seen_in_payment_order": (index.get(end_to_end) is not None) if index is not None else None,
         }
         yield event, detail_where

@@ -1,10 +1,13 @@
-"""ISO 20022 status codes and the common external status reason codes (ExternalStatusReason1Code), in words.
+"""ISO 20022 status codes and the common external status and return reason codes, in words.
 
-A bank's pain.002 says why it refused a payment with a four-character code; the engine and the people
-reading its decisions see the code and what it means.
+A bank's pain.002 says why it refused a payment, and a statement why a payment came back (ExternalStatusReason1Code,
+ExternalReturnReason1Code: the two lists share their codes) with a four-character code; the engine and the
+people reading its decisions see the code and what it means.
 """
 
 from __future__ import annotations
+
+import re
 
 # Transaction / group status (ExternalPaymentTransactionStatus1Code, ExternalPaymentGroupStatus1Code).
 REJECTED = frozenset({"RJCT"})
@@ -71,12 +74,15 @@ REASON_MEANINGS: dict[str, str] = {
     "CH11": "Creditor identifier incorrect",
     "CH16": "Elements in the message are not allowed (content error)",
     "CH17": "Element not admitted",
+    "CNOR": "Creditor bank is not registered under this BIC in the clearing system",
     "CURR": "Incorrect currency",
     "CUST": "Requested by the customer",
+    "DNOR": "Debtor bank is not registered under this BIC in the clearing system",
     "DS04": "Order rejected by the bank",
     "DT01": "Invalid date",
     "DUPL": "Duplicate payment",
     "ED05": "Settlement failed",
+    "ERIN": "Extended remittance information option not supported",
     "FF01": "Invalid file format",
     "FF05": "Invalid local instrument code",
     "FOCR": "Following a cancellation request",
@@ -103,6 +109,7 @@ REASON_MEANINGS: dict[str, str] = {
     "RR07": "Remittance information invalid",
     "RR08": "Remittance information truncated",
     "RR09": "Invalid structured creditor reference",
+    "RUTA": "Returned because the beneficiary's bank was unable to apply it",
     "SL01": "Specific service offered by the debtor's bank",
     "TM01": "Received after the bank's cut-off time",
     "UPAY": "Undue payment",
@@ -120,3 +127,21 @@ def describe_reason(code: str | None, proprietary: str | None = None, details: s
     if details:
         parts.append(f"({details})")
     return " ".join(parts) or None
+
+
+_CODE_TOKEN = re.compile(r"\b[A-Z]{2}[0-9A-Z]{2}\b")
+
+
+def reason_in_text(text: str | None) -> str | None:
+    """The first listed reason code written in free text ('RETOURE AC04 KONTO ERLOSCHEN' -> 'AC04'). Only
+    codes of the list count, so an ordinary word or reference of four characters is never read as one."""
+    for token in _CODE_TOKEN.findall((text or "").upper()):
+        if token in REASON_MEANINGS:
+            return token
+    return None
+
+
+def describe_return(code: str | None, proprietary: str | None = None, details: str | None = None) -> str:
+    """The `status_reason` of a returned payment: 'returned: AC04: Closed account number: ... (bank's words)'."""
+    words = describe_reason(code, proprietary, details)
+    return f"returned: {words}" if words else "returned: no reason given by the bank"

@@ -1,6 +1,6 @@
 """Large payment files of any size, written as streams (one transaction at a time, nothing held), for the
-throughput benchmark and the bounded-memory tests: a pain.001.001.03 payment run, the camt.054 that
-books it, and the ERP's CSV payment list (config/connectors/generic-ap.yaml).
+throughput benchmark and the bounded-memory tests: a pain.001.001.03 payment run, the camt.054 (or the
+MT940 statements) that book it, and the ERP's CSV payment list (config/connectors/generic-ap.yaml).
 
 Every transaction is valid: the accounts are real-format IBANs with good checksums, amounts have two
 decimals, and the group header's NbOfTxs and CtrlSum add up (the sum is worked out before writing).
@@ -92,6 +92,32 @@ def write_camt054(path: Path, entries: int) -> int:
                 '<Chrgs><Amt Ccy="EUR">2.50</Amt></Chrgs></TxDtls></NtryDtls></Ntry>\n'.encode()
             )
         out.write(b"</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>\n")
+        return out.tell()
+
+
+def _mt940_amount(value: Decimal) -> str:
+    return f"{value:.2f}".replace(".", ",")
+
+
+def write_mt940(path: Path, debits: int, per_statement: int = 500) -> int:
+    """MT940 statements (one per `per_statement` bookings, each in its SWIFT message blocks) booking
+    `debits` debits, one per payment of `write_pain001`, referenced by SEPA `EREF+`; returns the size."""
+    balance = Decimal(10**9)
+    with path.open("wb") as out:
+        for number, start in enumerate(range(0, debits, per_statement), start=1):
+            out.write(
+                "{1:F01BYLADEM1AXXX0000000000}{2:O9400615261128BYLADEM1AXXX00000000002611280615N}{4:\r\n"
+                f":20:BENCH{number:08d}\r\n:25:BYLADEM1001/DE02120300000000202051\r\n:28C:{number}/1\r\n"
+                f":60F:C261127EUR{_mt940_amount(balance)}\r\n".encode()
+            )
+            for n in range(start, min(start + per_statement, debits)):
+                booked = amount(n)
+                balance -= booked
+                out.write(
+                    f":61:2611281128D{_mt940_amount(booked)}NTRFNONREF//BK{n:09d}\r\n"
+                    f":86:116?00SEPA UEBERWEISUNG?20EREF+{end_to_end(n)}?21SVWZ+R-{n}?32VENDOR {n % 5000}\r\n".encode()
+                )
+            out.write(f":62F:C261128EUR{_mt940_amount(balance)}\r\n-}}\r\n".encode())
         return out.tell()
 
 
