@@ -1,7 +1,8 @@
 """Benchmark of the live stream: one `paysentry worker` on a Kafka broker, end to end.
 
-    .venv/bin/python bench/stream_throughput.py [--days 10 | --events N] [--partitions 4] [--rate 200]
-                                                [--bootstrap HOST:PORT]
+    .venv/bin/python bench/stream_throughput.py [--days 10 | --events N] [--partitions 4] [--rate 500]
+                                                [--orderings exact,bounded] [--companies N] [--scale]
+                                                [--profile] [--bootstrap HOST:PORT]
 
 Starts a local broker (devservices/kafka.py) unless --bootstrap is given, simulates a labelled stream,
 then makes three measurements, each on topics of its own (prefix `bench-<id>-<run>.`):
@@ -10,6 +11,8 @@ then makes three measurements, each on topics of its own (prefix `bench-<id>-<ru
    produce time (the Kafka record timestamp). A decision record's timestamp is when the worker emitted
    it, so latency = decision timestamp - produce timestamp of the same event id (timer decisions, whose
    event has no inbound record, are left out). Throughput = events / (last decision - first produce).
+   One steady run per ordering mode (--orderings); each prints its p99, split into ingest and decide
+   (bench/stream_measure.py), and the decision stage's own ordering wait.
 2. backlog: the whole stream is on the broker before a fresh worker starts: events / (last decision -
    first decision), and from the worker's start (startup, group join and table recovery included).
 3. faust minimal: right before the backlog run, the same records on a topic of their own, read by a
@@ -18,7 +21,10 @@ then makes three measurements, each on topics of its own (prefix `bench-<id>-<ru
 4. raw client: one aiokafka consumer reads the backlog run's inbound topics and decodes every record
    with `parse_event`, no Faust: the ceiling of the same client and decoding.
 
-With --scale, the backlog run is repeated with two workers in one group (and the ratio printed).
+With --scale, the backlog run is repeated with two workers in one group (and the ratio printed); with
+--companies N the simulated stream has N paying companies (default: the simulator's 3), so that the
+partitions get a fairer share; the share each partition gets is printed. --profile runs the one-worker
+backlog worker under cProfile and prints where its main thread's time went.
 
 Every worker and the broker it started are stopped at the end (also on Ctrl-C).
 """
@@ -33,7 +39,6 @@ import math
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,12 +57,22 @@ sys.path.insert(0, str(REPO))
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
+from bench.stream_kafka import collect_decisions, produce, raw_client  # noqa: E402
+from bench.stream_measure import (  # noqa: E402
+    companies,
+    engine_stamps,
+    hold_line,
+    partition_shares,
+    profile_summary,
+    profiled,
+    quantile,
+    segments,
+)
 from paysentry.cli import run_replay  # noqa: E402
-from paysentry.contract import parse_event  # noqa: E402
 from paysentry.simulate import SimulationConfig, write_simulation  # noqa: E402
 from stream.settings import StreamSettings  # noqa: E402
 from stream.sinks import ensure_topics  # noqa: E402
-from stream.topics import DECISIONS, INBOUND, SEQ_HEADER, key_for_record, topic_for_type  # noqa: E402
+from stream.topics import key_for_record  # noqa: E402
 
 HASH_KEY = "bench-key"
 READY = b"[^Worker]: Ready"
@@ -67,13 +82,16 @@ EVENTS_PER_DAY = 400  # about what the simulator makes per day with its default 
 # -- the stream -------------------------------------------------------------------------------------------
 
 
-def simulate(workdir: Path, days: int | None, events: int | None, seed: int) -> list[bytes]:
+def simulate(workdir: Path, days: int | None, events: int | None, seed: int, company_count: int | None) -> list[bytes]:
     """A simulated labelled stream in event-time order (cut to `events` lines if given)."""
     if days is None:
         assert events is not None
         days = max(2, math.ceil(events / EVENTS_PER_DAY) + 1)
     out, labels = workdir / "events.jsonl", workdir / "labels.jsonl"
-    write_simulation(SimulationConfig(days=days, seed=seed), out, labels)
+    config = SimulationConfig(days=days, seed=seed)
+    if company_count is not None:
+        config = SimulationConfig(days=days, seed=seed, companies=companies(company_count))
+    write_simulation(config, out, labels)
     rows = [line for path in (out, labels) for line in path.read_bytes().splitlines() if line.strip()]
     rows.sort(key=lambda line: datetime.fromisoformat(orjson.loads(line)["event_time"]))
     return rows[:events] if events is not None else rows
@@ -106,8 +124,12 @@ class Worker:
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready after {timeout:.0f}s:\n{self.tail()}")
 
-    def tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker exited ({self.proc.returncode}):\n{self.tail()}")
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -141,15 +163,16 @@ def worker_env(
 
 
 @contextlib.contextmanager
-def running_worker(args: argparse.Namespace, bootstrap: str, prefix: str, workdir: Path,
-                   name: str = "worker") -> Iterator[Worker]:  # fmt: skip
+def running_worker(args: argparse.Namespace, bootstrap: str, prefix: str, workdir: Path, name: str = "worker",
+                   extra: tuple[str, ...] = (), profile: Path | None = None) -> Iterator[Worker]:  # fmt: skip
     log_path = workdir / f"{prefix.strip('.')}-{name}.log"
-    env = worker_env(bootstrap, prefix, args.partitions, workdir / prefix / name, args.idle_seconds, args.env)
+    env = worker_env(bootstrap, prefix, args.partitions, workdir / prefix / name, args.idle_seconds,
+                     [*args.env, *extra])  # fmt: skip
+    argv = ["worker", "--loglevel", "info"]
+    command = profiled(profile, argv) if profile else ["-c", "from paysentry.cli import app; app()", *argv]
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from paysentry.cli import app; app()", "worker", "--loglevel", "info"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        proc = subprocess.Popen([sys.executable, *command], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
     worker = Worker(proc, log_path, time.time())
     try:
         yield worker
@@ -157,106 +180,29 @@ def running_worker(args: argparse.Namespace, bootstrap: str, prefix: str, workdi
         worker.stop()
 
 
-# -- Kafka --------------------------------------------------------------------------------------------------
-
-
-async def produce(settings: StreamSettings, lines: list[bytes], rate: float) -> dict[str, int]:
-    """Publish the stream as `paysentry produce` does, at `rate` events/s (0: at once); every record's
-    timestamp is its produce time. Returns event id -> produce timestamp (ms)."""
-    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", linger_ms=5, enable_idempotence=True)
-    await producer.start()
-    stamps: dict[str, int] = {}
-    started = time.perf_counter()
-    try:
-        for seq, line in enumerate(lines, start=1):
-            data = orjson.loads(line)
-            now = int(time.time() * 1000)
-            stamps[data["event_id"]] = now
-            await producer.send(settings.topic(topic_for_type(data.get("type"))), line, key=key_for_record(data),
-                                headers=[(SEQ_HEADER, str(seq).encode())], timestamp_ms=now)  # fmt: skip
-            if rate > 0:
-                ahead = started + seq / rate - time.perf_counter()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return stamps
-
-
-async def collect_decisions(
-    settings: StreamSettings, expect: int, timeout: float, out: dict[str, int], worker: Worker
-) -> None:
-    """Event id -> timestamp (ms) of every decision record, until `expect` arrived or `timeout` passed."""
-    consumer = AIOKafkaConsumer(settings.topic(DECISIONS), **settings.aiokafka_kwargs(), group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
-    await consumer.start()
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < expect and time.monotonic() < deadline:
-            if worker.proc.poll() is not None:
-                raise RuntimeError(f"worker exited ({worker.proc.returncode}):\n{worker.tail()}")
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                for message in messages:
-                    out.setdefault(orjson.loads(message.value)["event_id"], message.timestamp)
-    finally:
-        await consumer.stop()
-
-
-async def raw_client(settings: StreamSettings, total: int) -> tuple[int, int, float]:
-    """Consume and decode the inbound topics with one plain aiokafka consumer: (records, bad, seconds)."""
-    consumer = AIOKafkaConsumer(*(settings.topic(t) for t in INBOUND), **settings.aiokafka_kwargs(), group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
-    key = settings.require_hash_key()
-    await consumer.start()
-    seen = bad = 0
-    try:
-        await consumer.getmany(timeout_ms=0)  # join, fetch metadata: not part of the rate
-        await consumer.seek_to_beginning()
-        started = time.perf_counter()
-        while seen < total:
-            batch = await consumer.getmany(timeout_ms=2000, max_records=5000)
-            if not batch:
-                break
-            for messages in batch.values():
-                for message in messages:
-                    try:
-                        parse_event(message.value, account_key=key)
-                    except ValueError:
-                        bad += 1
-                    seen += 1
-        return seen, bad, time.perf_counter() - started
-    finally:
-        await consumer.stop()
-
-
 # -- runs ---------------------------------------------------------------------------------------------------
 
 
-def quantile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else (values[0] if values else math.nan)
-
-
 def steady_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: list[bytes], expect: int,
-               workdir: Path) -> None:  # fmt: skip
+               workdir: Path, ordering: str) -> None:  # fmt: skip
     settings = settings_for(bootstrap, prefix, args.partitions)
     asyncio.run(ensure_topics(settings))
-    with running_worker(args, bootstrap, prefix, workdir) as worker:
+    with running_worker(args, bootstrap, prefix, workdir, extra=(f"PAYSENTRY_ORDERING={ordering}",)) as worker:
         worker.wait_ready()
         decided: dict[str, int] = {}
 
         async def both() -> dict[str, int]:
-            collector = asyncio.create_task(collect_decisions(settings, expect, args.timeout, decided, worker))
+            collector = asyncio.create_task(collect_decisions(settings, expect, args.timeout, decided, worker.check))
             stamps = await produce(settings, lines, args.rate)
             await collector
             return stamps
 
         stamps = asyncio.run(both())
+        routed = asyncio.run(engine_stamps(settings))
     latencies = [float(decided[e] - stamps[e]) for e in decided if e in stamps]
     first, last = min(stamps.values()), max(decided.values(), default=0)
     produced_for = (max(stamps.values()) - first) / 1000
-    print(f"steady           {len(lines):,} events produced at {args.rate:,.0f}/s (took {produced_for:,.1f}s), "
+    print(f"steady {ordering:<9} {len(lines):,} events produced at {args.rate:,.0f}/s (took {produced_for:,.1f}s), "
           f"{len(decided):,}/{expect:,} decisions")  # fmt: skip
     print(f"  end to end     {len(lines) / max((last - first) / 1000, 1e-9):,.0f} events/s "
           f"(first produce -> last decision {(last - first) / 1000:,.1f}s)")  # fmt: skip
@@ -265,6 +211,11 @@ def steady_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: lis
         f"  latency        p50 {quantile(latencies, 50):,.0f} ms, p99 {quantile(latencies, 99):,.0f} ms, "
         f"max {max(latencies, default=math.nan):,.0f} ms (produce -> decision record, {len(latencies):,} events)"
     )
+    print(f"  p99 at {args.rate:,.0f}/s  {quantile(latencies, 99):,.0f} ms ({ordering} ordering)")
+    for line in segments(stamps, routed, decided):
+        print(line)
+    hold = hold_line(worker.tail(20_000))
+    print(f"  ordering wait  {hold or 'not reported'} (inside the decision stage)")
 
 
 def backlog_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: list[bytes], expect: int,
@@ -272,11 +223,12 @@ def backlog_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: li
     settings = settings_for(bootstrap, prefix, args.partitions)
     asyncio.run(ensure_topics(settings))
     asyncio.run(produce(settings, lines, 0.0))
+    profile = workdir / "worker.prof" if args.profile and workers == 1 else None
     with contextlib.ExitStack() as stack:
-        started = [stack.enter_context(running_worker(args, bootstrap, prefix, workdir, f"w{n}"))
+        started = [stack.enter_context(running_worker(args, bootstrap, prefix, workdir, f"w{n}", profile=profile))
                    for n in range(workers)]  # fmt: skip
         decided: dict[str, int] = {}
-        asyncio.run(collect_decisions(settings, expect, args.timeout, decided, started[0]))
+        asyncio.run(collect_decisions(settings, expect, args.timeout, decided, started[0].check))
     first, last = min(decided.values(), default=0), max(decided.values(), default=0)
     rate = len(lines) / max((last - first) / 1000, 1e-9)
     label = "  worker" if workers == 1 else f"  {workers} workers"
@@ -285,6 +237,9 @@ def backlog_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: li
     print(f"{label:<16} {rate:,.0f} events/s (first -> last decision {(last - first) / 1000:,.1f}s)")
     print(f"  with startup   {len(lines) / max(last / 1000 - started[0].started, 1e-9):,.0f} events/s "
           f"(worker start -> last decision {last / 1000 - started[0].started:,.1f}s)")  # fmt: skip
+    if profile is not None:
+        for line in profile_summary(profile):
+            print(line)
     return settings, rate
 
 
@@ -366,7 +321,10 @@ def main() -> None:
     size.add_argument("--days", type=int, help="simulated days (default 10)")
     size.add_argument("--events", type=int, help="the first N events of a long enough simulation")
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--rate", type=float, default=200.0, help="steady run: events per second")
+    parser.add_argument("--rate", type=float, default=500.0, help="steady run: events per second")
+    parser.add_argument("--orderings", default="exact,bounded", help="steady runs: PAYSENTRY_ORDERING of each")
+    parser.add_argument("--companies", type=int, help="paying companies in the simulated stream (default 3)")
+    parser.add_argument("--profile", action="store_true", help="profile the one-worker backlog run (cProfile)")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--idle-seconds", type=float, help="PAYSENTRY_IDLE_SECONDS of the workers (default: theirs)")
     parser.add_argument("--seed", type=int, default=7)
@@ -387,16 +345,20 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="paysentry-bench-") as tmp:
         workdir = Path(tmp)
-        lines = simulate(workdir, args.days, args.events, args.seed)
+        lines = simulate(workdir, args.days, args.events, args.seed, args.companies)
         expect = expected_decisions(lines, workdir)
         print(f"machine          {os.cpu_count()} cores, {platform.machine()}, python {platform.python_version()}, "
               f"{platform.system()} {platform.release()}")  # fmt: skip
         print(f"stream           {len(lines):,} events ({args.days or '-'} days, seed {args.seed}), "
               f"{expect:,} decisions in replay, {args.partitions} partitions")  # fmt: skip
+        shares = partition_shares(lines, args.partitions)
+        print(f"  share          {args.companies or 3} companies; routed events per partition: "
+              f"{', '.join(f'{share:.0%}' for share in shares)}")  # fmt: skip
         run_id = uuid.uuid4().hex[:8]
         with broker(args, workdir) as bootstrap:
             if not args.skip_steady:
-                steady_run(args, bootstrap, f"bench-{run_id}-steady.", lines, expect, workdir)
+                for ordering in filter(None, args.orderings.split(",")):
+                    steady_run(args, bootstrap, f"bench-{run_id}-steady-{ordering}.", lines, expect, workdir, ordering)
             minimal = minimal_run(args, bootstrap, f"bench-{run_id}-minimal.", lines, workdir)
             settings, one = backlog_run(args, bootstrap, f"bench-{run_id}-backlog.", lines, expect, workdir)
             print(f"  ratio          worker / faust minimal = {one / minimal:.2f}")

@@ -140,7 +140,7 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
         account_key=account_key, partitions=settings.partitions,
         partition_of=settings.partition_for_shard, routes=_RouteView(routes),
         short_name=lambda topic: topic.removeprefix(prefix), send_engine=send_engine, send_deadletter=send_deadletter,
-        idle_after=settings.idle_after(), time_window=settings.time_window(),
+        idle_after=settings.idle_after(), time_window=settings.time_window(), linger=settings.batch_linger_seconds,
     )  # fmt: skip
     decide = DecisionStage(
         engine=engine or Engine(live_rules(settings), models=served_models(settings)), table=state_table,
@@ -186,11 +186,13 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
     async def _status() -> None:
         log.info("ingest groups: %s", ingest.status())
         log.info("decision partitions: %s", decide.status())
+        log.info("ordering wait: %s", decide.ordering_wait())
         # since this worker started: decided, timer decisions, redelivered and state-only events
         log.info("engine counts: %s", dict(sorted(decide.engine.counts.items())))
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _shutdown(sender: Any, **kwargs: Any) -> None:
+        log.info("ordering wait: %s", decide.ordering_wait())
         await clock.close()
         await guard.close()
 

@@ -105,7 +105,8 @@ class PartitionState:
     index: int
     table: Any
     dirty: dict[str, Entity | None] = field(default_factory=dict)  # None: to be deleted
-    buffer: list[tuple[tuple[int, int, int, int], int, Routed, _Pending]] = field(default_factory=list)
+    # (order, tie-break, monotonic arrival, event, its record)
+    buffer: list[tuple[tuple[int, int, int, int], int, float, Routed, _Pending]] = field(default_factory=list)
     unacked: deque[_Pending] = field(default_factory=deque)
     awaiting: list[_Pending] = field(default_factory=list)  # processed, not yet checkpointed
     low: dict[int, int | None] = field(default_factory=dict)  # ingest group -> Tick.low
@@ -150,6 +151,7 @@ class DecisionStage:
         self.revoked: set[int] = set()
         self.lock = asyncio.Lock()  # one message at a time; a rebalance waits for the current one
         self._counter = itertools.count()
+        self.waits: deque[float] = deque(maxlen=20_000)  # recent ordering waits (seconds), for the status log
 
     # -- the agent's entry points -----------------------------------------------------------------
     async def handle(self, event: Any) -> None:
@@ -208,6 +210,14 @@ class DecisionStage:
                     "watermark": self._watermark(s), "groups": len(s.low), "timers": len(s.timers)}
                 for p, s in sorted(self.states.items())}  # fmt: skip
 
+    def ordering_wait(self) -> str:
+        """How long recent events waited in the buffer for event-time order (the status log)."""
+        waits = sorted(self.waits)
+        if not waits:
+            return "no event yet"
+        p50, p99 = waits[len(waits) // 2], waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+        return f"p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms over the last {len(waits):,} events"
+
     def _envelope(self, event: Any) -> Routed | Tick | Batch:
         signature = envelope_signature(event.message.headers)
         envelope = decode_envelope(event.value, key=self.internal_key, signature=signature)
@@ -225,7 +235,7 @@ class DecisionStage:
 
     # -- event-time order -------------------------------------------------------------------------
     def _buffer(self, state: PartitionState, routed: Routed, pending: _Pending) -> None:
-        heapq.heappush(state.buffer, (routed.order(), next(self._counter), routed, pending))
+        heapq.heappush(state.buffer, (routed.order(), next(self._counter), time.monotonic(), routed, pending))
         state.newest = max(state.newest, routed.ts)
 
     def _watermark(self, state: PartitionState) -> float:
@@ -240,7 +250,8 @@ class DecisionStage:
     async def _release(self, state: PartitionState) -> None:
         mark = self._watermark(state)
         while state.buffer and (state.buffer[0][0][0] < mark or len(state.buffer) > self.max_buffer):
-            _, _, routed, pending = heapq.heappop(state.buffer)
+            _, _, arrived, routed, pending = heapq.heappop(state.buffer)
+            self.waits.append(time.monotonic() - arrived)
             await self._process(state, routed, pending)
             state.awaiting.append(pending)
             if len(state.awaiting) >= self.checkpoint_events:

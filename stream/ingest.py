@@ -21,11 +21,16 @@ and only once their output has been handed to the producer (which Faust flushes 
 
 While further records are queued, routed events wait in an outbox and go out as one `engine.events`
 record per partition (`stream.topics.Batch`), before any tick: Faust's per-record cost is paid per batch.
+With a `linger` (PAYSENTRY_BATCH_LINGER_SECONDS), the outbox also waits that long for more records when
+the queue runs dry, and goes out once its oldest event has waited that long even while records keep
+coming: a steady stream, whose queue is mostly empty, then still travels in batches, and a busy one
+waits at most the linger for its batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -50,6 +55,7 @@ from stream.topics import (
     micros,
 )
 
+log = logging.getLogger(__name__)
 PAYMENT_SOURCES = (ERP, PSP, LABELS)
 NUDGE = "ingest.ticks"
 MAX_BATCH_BYTES = 256 * 1024  # an engine.events batch stays well below Kafka's 1 MB message limit
@@ -126,8 +132,10 @@ class IngestStage:
     def __init__(self, *, account_key: bytes, partitions: int, partition_of: Callable[[str], int], routes: Any,
                  short_name: Callable[[str], str], send_engine: Send, send_deadletter: Send,
                  idle_after: float = 1.0, time_window: TimeWindow = DEFAULT_TIME_WINDOW,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time, linger: float = 0.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.idle_after = idle_after
+        self.linger, self.monotonic = linger, monotonic
         self.time_window = time_window
         self.clock = clock  # the stream's clock, for the plausibility of event times
         self.account_key = account_key
@@ -145,6 +153,8 @@ class IngestStage:
         self.outbox: dict[int, list[bytes]] = {}
         self.outbox_bytes = 0
         self.outbox_pending: list[_Pending] = []
+        self.outbox_since: float | None = None  # when the oldest event in the outbox was routed
+        self.flush_task: asyncio.Task[None] | None = None  # the linger's flush, while one is due
 
     def group(self, index: int) -> Group:
         if index not in self.groups:
@@ -174,16 +184,41 @@ class IngestStage:
         async with self.lock:
             if event.message.partition not in self.revoked:  # else a straggler from before a rebalance
                 await self._handle(event)
-            if not more or self.outbox_bytes >= MAX_BATCH_BYTES or len(self.outbox_pending) >= MAX_BATCH_EVENTS:
+            full = self.outbox_bytes >= MAX_BATCH_BYTES or len(self.outbox_pending) >= MAX_BATCH_EVENTS
+            if full or (not more and self.linger <= 0) or self._lingered():
                 await self.send_batches()
+            elif not more and self.outbox_pending and self.flush_task is None:
+                self.flush_task = asyncio.create_task(self._flush_after_linger())
             for group in self.groups.values():
                 self._ack(group)
+
+    def _lingered(self) -> bool:
+        return self.linger > 0 and self.outbox_since is not None and self.monotonic() - self.outbox_since >= self.linger
+
+    async def _flush_after_linger(self) -> None:
+        """The queue ran dry with events in the outbox: send them once the oldest has waited the linger."""
+        since = self.outbox_since
+        try:
+            await asyncio.sleep(max(0.0, self.linger - (self.monotonic() - since)) if since is not None else 0.0)
+            async with self.lock:
+                await self.send_batches()
+                for group in self.groups.values():
+                    self._ack(group)
+        except Exception as exc:  # unacknowledged, the records are sent by the next flush or the next owner
+            log.warning("micro-batch flush failed: %r", exc)
+        finally:
+            self.flush_task = None
+
+    async def flushed(self) -> None:
+        """Wait for a pending linger flush (what a caller that must see the outbox sent awaits)."""
+        if self.flush_task is not None:
+            await asyncio.shield(self.flush_task)
 
     async def send_batches(self) -> None:
         """Hand the outbox to the producer, one `engine.events` record per partition, then mark the
         inbound records it came from done (they are acknowledged in offset order)."""
         outbox, pending = self.outbox, self.outbox_pending
-        self.outbox, self.outbox_bytes, self.outbox_pending = {}, 0, []
+        self.outbox, self.outbox_bytes, self.outbox_pending, self.outbox_since = {}, 0, [], None
         for partition, encoded in sorted(outbox.items()):
             await self.send_engine(key=b"~batch", value=Batch.encode_items(encoded), partition=partition)
         for item in pending:
@@ -238,6 +273,8 @@ class IngestStage:
         self.outbox_pending.append(pending)
 
     def _queue(self, partition: int, encoded: bytes) -> None:
+        if self.outbox_since is None:
+            self.outbox_since = self.monotonic()
         self.outbox.setdefault(partition, []).append(encoded)
         self.outbox_bytes += len(encoded)
 

@@ -60,6 +60,12 @@ class StreamSettings(EngineSettings):
     producer_linger_seconds: float = Field(
         default=0.005, ge=0, le=1, description="the producer waits this long to fill a batch (fewer, larger requests)"
     )
+    batch_linger_seconds: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="ingest: a micro-batch waits this long for more events (a steady stream travels in batches too)",
+    )
     ordering: Literal["exact", "bounded"] = Field(
         default="exact", description="exact: decide as replay does; bounded: see lateness_seconds (stream/README.md)"
     )

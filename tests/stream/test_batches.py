@@ -120,6 +120,8 @@ class _IngestRig:
     sent: list[tuple[int, bytes]] = field(default_factory=list)
     records: list[_InRecord] = field(default_factory=list)
     offsets: dict[str, int] = field(default_factory=dict)
+    linger: float = 0.0
+    now: list[float] = field(default_factory=lambda: [0.0])  # the stage's monotonic clock, moved by hand
 
     def __post_init__(self) -> None:
         async def send_engine(*, key: bytes, value: bytes, partition: int) -> None:
@@ -130,15 +132,29 @@ class _IngestRig:
 
         self.stage = IngestStage(account_key=b"k", partitions=2, partition_of=lambda shard: 0 if shard == "CN01" else 1,
                                  routes={}, short_name=lambda topic: topic, send_engine=send_engine,
-                                 send_deadletter=send_deadletter, clock=lambda: NOW)  # fmt: skip
+                                 send_deadletter=send_deadletter, clock=lambda: NOW, linger=self.linger,
+                                 monotonic=lambda: self.now[0])  # fmt: skip
 
     def feed(self, topic: str, value: bytes, *, more: bool) -> _InRecord:
+        return asyncio.run(self.handle(topic, value, more=more))
+
+    async def handle(self, topic: str, value: bytes, *, more: bool) -> _InRecord:
         offset = self.offsets.get(topic, 0)
         self.offsets[topic] = offset + 1
         record = _InRecord(_InMessage(topic, 0, offset, value), value)
         self.records.append(record)
-        asyncio.run(self.stage.handle(record, more=more))
+        await self.stage.handle(record, more=more)
         return record
+
+    def batched_ids(self) -> list[list[str]]:
+        """The event ids of each record sent to partition 0, in order."""
+        out = []
+        for partition, value in self.sent:
+            data = orjson.loads(value)
+            if partition == 0 and data["k"] != "t":
+                out.append([item["ev"]["event_id"] for item in data["items"]] if data["k"] == "b" else
+                           [data["ev"]["event_id"]])  # fmt: skip
+        return out
 
 
 def _vendor(n: int) -> bytes:
@@ -179,3 +195,63 @@ def test_revocation_sends_what_was_routed() -> None:
         1,
     ]  # both partitions got the vendor event before the group was dropped
     assert not record.acked  # the next owner processes it again (its id is recognised downstream)
+
+
+def test_with_a_linger_a_steady_stream_still_travels_in_batches() -> None:
+    """The queue runs dry after every record (a steady stream): the outbox waits the linger for more
+    events rather than sending each alone, and its records are acknowledged once it is sent."""
+
+    async def scenario() -> None:
+        rig = _IngestRig(linger=0.01)
+        first = await rig.handle(VENDOR, _vendor(0), more=False)
+        second = await rig.handle(VENDOR, _vendor(1), more=False)
+        assert not rig.sent and not first.acked and not second.acked  # waiting for the linger
+        await rig.stage.flushed()
+        assert rig.batched_ids() == [["v-0", "v-1"]]
+        assert first.acked and second.acked
+        third = await rig.handle(VENDOR, _vendor(2), more=False)  # a new linger starts with the next event
+        await rig.stage.flushed()
+        assert rig.batched_ids() == [["v-0", "v-1"], ["v-2"]] and third.acked
+
+    asyncio.run(scenario())
+
+
+def test_with_a_linger_a_busy_stream_sends_once_the_oldest_event_waited_it() -> None:
+    """Records keep coming (the queue never runs dry): the batch goes out once its oldest event has
+    waited the linger, not only when it is full."""
+
+    async def scenario() -> None:
+        rig = _IngestRig(linger=0.05)
+        await rig.handle(VENDOR, _vendor(0), more=True)
+        rig.now[0] += 0.01
+        await rig.handle(VENDOR, _vendor(1), more=True)
+        assert not rig.sent
+        rig.now[0] += 0.05
+        await rig.handle(VENDOR, _vendor(2), more=True)
+        assert rig.batched_ids() == [["v-0", "v-1", "v-2"]]
+        assert all(record.acked for record in rig.records)
+        await rig.handle(VENDOR, _vendor(3), more=True)
+        assert rig.batched_ids() == [["v-0", "v-1", "v-2"]]  # the next batch starts its own linger
+
+    asyncio.run(scenario())
+
+
+def test_without_a_linger_the_outbox_goes_out_when_the_queue_runs_dry() -> None:
+    rig = _IngestRig(linger=0.0)
+    rig.feed(VENDOR, _vendor(0), more=True)
+    rig.now[0] += 10.0  # no linger: time does not matter, only the queue
+    rig.feed(VENDOR, _vendor(1), more=True)
+    assert not rig.sent
+    rig.feed(VENDOR, _vendor(2), more=False)
+    assert rig.batched_ids() == [["v-0", "v-1", "v-2"]] and rig.stage.flush_task is None
+
+
+def test_the_decision_stage_reports_how_long_events_waited_for_order() -> None:
+    rig = _rig()
+    assert rig.stage.ordering_wait() == "no event yet"
+    envelopes = _envelopes()
+    for envelope in envelopes:
+        rig.feed(envelope)
+    rig.feed(IDLE)  # every ingest group idle: everything is released
+    report = rig.stage.ordering_wait()
+    assert report.startswith("p50 ") and f"over the last {len(envelopes):,} events" in report
