@@ -20,6 +20,8 @@ restart from a snapshot or a partition move would have to reproduce bit for bit.
 The learner keeps each released payment's inputs until its verdict arrives (fraud: learnt as 1; legit:
 learnt as 0; error: dropped) or until `horizon` seconds of event time pass without one (then it is learnt
 as legitimate). At most `max_pending` payments wait; beyond that the oldest is learnt as legitimate early.
+An engine's default learner takes these from the environment (`LearnerSettings`): PAYSENTRY_LEARNER_KIND
+(`logistic` or `forest`), PAYSENTRY_LEARNER_HORIZON (e.g. `21d`) and PAYSENTRY_LEARNER_MAX_PENDING.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from river import compose, forest, linear_model, optim, preprocessing
 
 from models.label_features import LABEL_ENTITIES
 from models.scorer import model_inputs
+from paysentry.settings import Seconds
 from paysentry.windows import DAY
 
 DEFAULT_HORIZON = 21 * DAY
@@ -130,6 +135,16 @@ def forest_classifier() -> Any:
 LEARNERS: dict[str, ModelFactory] = {"logistic": logistic_pipeline, "forest": forest_classifier}
 
 
+class LearnerSettings(BaseSettings):
+    """The default online learner of every engine (workers, replay, backtests) from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYSENTRY_LEARNER_", env_file=".env", extra="ignore")
+
+    kind: Literal["logistic", "forest"] = "logistic"
+    horizon: Seconds = Field(default=DEFAULT_HORIZON, ge=DAY)  # a verdict comes days or weeks after the payment
+    max_pending: int = Field(default=DEFAULT_MAX_PENDING, ge=1, le=1_000_000)  # bounds the learner's memory
+
+
 class OnlineLearner:
     """The candidate: a river classifier learning from delayed verdicts, with its bounded pending buffer."""
 
@@ -146,6 +161,11 @@ class OnlineLearner:
         self.names: tuple[str, ...] = ()
         self.learned = 0
         self.frauds = 0
+
+    @classmethod
+    def from_environment(cls) -> OnlineLearner:
+        settings = LearnerSettings()
+        return cls(settings.kind, horizon=settings.horizon, max_pending=settings.max_pending)
 
     @property
     def ready(self) -> bool:

@@ -178,7 +178,7 @@ class Engine:
         # the registry in PAYSENTRY_MODEL_REGISTRY, so replay, backtests and workers serve the same.
         self.models: ServedModels | None = served_from_environment() if isinstance(models, str) else models
         # The online candidate: learns from verdicts, explains (candidate_score), never acts.
-        self.learner: OnlineLearner | None = OnlineLearner() if isinstance(learner, str) else learner
+        self.learner: OnlineLearner | None = OnlineLearner.from_environment() if isinstance(learner, str) else learner
         # Notebooks and training read the exact features the stream decides on through this hook.
         self.feature_sink = feature_sink
         # redelivered / state_only: events that decide nothing; decided: events that did; timer: timer decisions

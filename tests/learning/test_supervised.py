@@ -107,3 +107,21 @@ def test_a_scikit_learn_logistic_regression_is_served_as_numbers() -> None:
     assert got == pytest.approx(list(expected), abs=1e-9)
     with pytest.raises(ValueError, match="same length"):
         LinearModel.from_coefficients(["a"], [1.0, 2.0], 0.0)
+
+
+def test_the_engines_learner_is_set_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from models.supervised import LearnerSettings
+    from paysentry.core import Engine
+
+    monkeypatch.setenv("PAYSENTRY_LEARNER_KIND", "forest")
+    monkeypatch.setenv("PAYSENTRY_LEARNER_HORIZON", "30d")
+    monkeypatch.setenv("PAYSENTRY_LEARNER_MAX_PENDING", "1000")
+    learner = Engine(models=None).learner
+    assert learner is not None and (learner.kind, learner.horizon, learner.max_pending) == ("forest", 30 * DAY, 1000)
+    for name, value in [("HORIZON", "1h"), ("MAX_PENDING", "0"), ("KIND", "magic")]:
+        monkeypatch.setenv(f"PAYSENTRY_LEARNER_{name}", value)
+        with pytest.raises(ValidationError, match=name.lower()):
+            LearnerSettings()
+        monkeypatch.delenv(f"PAYSENTRY_LEARNER_{name}")
