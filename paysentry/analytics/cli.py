@@ -53,6 +53,9 @@ def kpis_command(
     start: Annotated[str | None, typer.Option("--from", help="period start (inclusive), date or RFC 3339")] = None,
     end: Annotated[str | None, typer.Option("--to", help="period end (exclusive), date or RFC 3339")] = None,
     sla_hours: Annotated[float, typer.Option(min=0.01, help="settlement SLA for 'unsettled past SLA'")] = 72.0,
+    return_window_days: Annotated[
+        float, typer.Option(min=0.0, max=366.0, help="days after settlement a return still undoes it")
+    ] = 10.0,
 ) -> None:
     """Payment KPIs for a period: kpis.json, kpis.csv, charts and report.html in --out."""
     from paysentry.analytics.kpi_report import write_kpi_report
@@ -64,7 +67,8 @@ def kpis_command(
     for path, what in ((events, "events file"), (decisions, "--decisions"), (labels, "--labels")):
         _readable(path, what)
     _out_dir(out)
-    kpis = compute_kpis(events, decisions, labels_path=labels, start=begin, end=finish, sla_hours=sla_hours)
+    kpis = compute_kpis(events, decisions, labels_path=labels, start=begin, end=finish, sla_hours=sla_hours,
+                        return_window_days=return_window_days)  # fmt: skip
     files = write_kpi_report(kpis, out)
     payments = kpis["payments"]
     rate = kpis["failure_rate"]["overall"]["rate"]
@@ -130,6 +134,9 @@ def reconcile_command(
     start: Annotated[str | None, typer.Option("--from", help="period start (inclusive), date or RFC 3339")] = None,
     end: Annotated[str | None, typer.Option("--to", help="period end (exclusive), date or RFC 3339")] = None,
     sla_hours: Annotated[float, typer.Option(min=0.01, help="hours after release a payment must be settled")] = 72.0,
+    return_window_days: Annotated[
+        float, typer.Option(min=0.0, max=366.0, help="days after settlement a return still undoes it")
+    ] = 10.0,
     thresholds: Annotated[
         Path | None, typer.Option(help="validation thresholds (config/validation.yaml): exit 1 when one is exceeded")
     ] = None,
@@ -156,7 +163,9 @@ def reconcile_command(
         except InvalidSource as exc:
             console.print(str(exc), style="red", markup=False, highlight=False)
             raise typer.Exit(2) from None
-    result = compute_reconcile(events, start=begin, end=finish, sla_hours=sla_hours)
+    result = compute_reconcile(
+        events, start=begin, end=finish, sla_hours=sla_hours, return_window_days=return_window_days
+    )
     if decisions is not None:
         unreadable = [0]
         marked = mark_engine_decisions(

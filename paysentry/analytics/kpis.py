@@ -9,7 +9,9 @@ period) still tell when it was created.
 
 Definitions (the numbers people quote):
 - payments: `payment.released` events (the first per payment), amounts from them, by currency;
-- failure rate: (psp.failed + psp.returned) / (psp.settled + psp.failed + psp.returned);
+- failure rate: (psp.failed + psp.returned) / (psp.settled + psp.failed + psp.returned), where a
+  payment returned within `return_window_days` of a settlement counted in the period is taken out of
+  the settled figures (count and amount): it counts once, as returned;
 - fee share: fees / settled amount, per channel and currency (fees in another currency are not mixed in);
 - reconciliation: settled with the released amount (matched) or another amount (amount_mismatch),
   released and without an outcome `sla_hours` later (unsettled_past_sla), platform payments the ERP
@@ -26,7 +28,7 @@ from typing import Any
 
 from paysentry.analytics.decisions import DecisionStats
 from paysentry.analytics.sketch import CappedLabels, LogHistogram, MoneyTotals, ratio, shorten_reason
-from paysentry.analytics.tracker import ClosedInfo, PaymentTracker, Track
+from paysentry.analytics.tracker import ClosedInfo, PaymentTracker, ReturnWindow, Track, take_back
 from paysentry.contract import Decision, Event
 
 SCHEMA = "paysentry.kpis/1"
@@ -90,6 +92,7 @@ class KpiBuilder:
         sla_hours: float = 72.0,
         max_tracked: int = 200_000,
         horizon_days: float = 35.0,
+        return_window_days: float = 10.0,
     ) -> None:
         self.start, self.end = start, end
         self._start_ts = start.timestamp() if start else float("-inf")
@@ -123,6 +126,10 @@ class KpiBuilder:
         self.last_event: datetime | None = None
         self.decisions = DecisionStats(self._in_period)
         self.labelled: dict[str, str] = {}
+        # settled payments -> (the rows their settlement was counted in, currency, settled amount)
+        self.settled = ReturnWindow[tuple[tuple[DimensionStats, ...], str | None, Decimal | None]](
+            return_window_days * 86_400, DUPLICATE_MEMORY
+        )
 
     def _in_period(self, at: float) -> bool:
         return self._start_ts <= at < self._end_ts
@@ -171,6 +178,13 @@ class KpiBuilder:
                 stats.amount.add(event.currency, event.amount)
         if event.type in ("payment.created", "payment.cancelled", "payment.released"):
             self.payments[kind] += 1
+        late = event.type == "psp.returned" and isinstance(info, tuple)  # a return of a closed payment
+        if late and event.payment_id and not self._late_return(event.payment_id, at):
+            return  # a return already took this payment out of the settled figures
+        if event.type == "psp.settled" and event.payment_id:
+            self.settled.remember(event.payment_id, at, (tuple(targets), event.currency, event.amount))
+        elif event.type == "psp.returned" and event.payment_id and not late:
+            self.settled.remember(event.payment_id, at, None)  # returned before it closed: counted now
         if event.type in ("psp.settled", "psp.failed", "psp.returned"):
             self.payments[kind] += 1
             for stats in targets:
@@ -182,6 +196,18 @@ class KpiBuilder:
         if event.fee:
             for stats in targets:
                 stats.fees.add(event.fee_currency or event.currency, event.fee)
+
+    def _late_return(self, payment_id: str, at: float) -> bool:
+        """A return for a payment closed before: a settlement counted within the return window is taken
+        out of the settled figures (the return then counts as usual). False for a repeated return."""
+        status, counted = self.settled.take_return(payment_id, at)
+        if counted is not None:
+            rows, currency, amount = counted
+            self.payments["settled"] -= 1
+            for stats in rows:
+                stats.settled -= 1
+                take_back(stats.settled_amount, currency, amount)
+        return status != "repeated"
 
     def _stats(self, dimension: str, value: str | None) -> DimensionStats:
         label = self.labels[dimension](value)
@@ -308,7 +334,11 @@ class KpiBuilder:
                 "out_of_order_stages": self.out_of_order,
             },
             "decisions": self.decisions.result(),
-            "tracking": {**self.tracker.stats(), "labels_over_cap": {n: c.overflowed for n, c in self.labels.items()}},
+            "tracking": {
+                **self.tracker.stats(),
+                "return_window": self.settled.stats(),
+                "labels_over_cap": {n: c.overflowed for n, c in self.labels.items()},
+            },
         }
 
 

@@ -18,7 +18,9 @@ of each company's days. Classes (`CLASSES`):
 
 Completeness is by release day (UTC) and company: of the payments released that day, how many were
 submitted, settled, failed, returned or cancelled by the end of the input, with released and settled
-amounts per currency. A refused line has no trusted time: it counts in the run whatever the period.
+amounts per currency. A payment returned within `return_window_days` of its settlement counts as
+returned (a later return leaves it settled: `tracking.return_window`). A refused line has no trusted
+time: it counts in the run whatever the period.
 
 Memory is bounded like the KPIs' (tracker.py): a payment's state is dropped when it reaches an outcome,
 after `horizon_days` idle, or past `max_tracked` open payments (each counted by reason in `tracking`);
@@ -39,7 +41,7 @@ from typing import Any
 
 from paysentry.analytics.sketch import MoneyTotals, shorten_reason
 from paysentry.analytics.sources import bounded_lines
-from paysentry.analytics.tracker import PaymentTracker, Track
+from paysentry.analytics.tracker import DAY, PaymentTracker, ReturnWindow, Track, take_back
 from paysentry.contract import Decision, Event, action_rank
 from paysentry.decode import MAX_RECORD_BYTES
 from paysentry.invoices import normalise_invoice
@@ -61,6 +63,7 @@ MEMORY = 200_000
 MAX_COMPANY_DAYS = 20_000  # (company, day) rows; later ones go to company "other"
 _REQUIRED_MARKS = ("field required", " required for a ")
 _UNDOING = frozenset({"psp.failed", "psp.returned", "payment.cancelled"})
+SettledIn = tuple[tuple[str, str], str | None, Decimal | None]  # (company, day) row, currency, settled amount
 
 
 def _day(at: float) -> str:
@@ -132,6 +135,7 @@ class ReconcileBuilder:
         horizon_days: float = 35.0,
         memory: int = MEMORY,
         max_listed: int = MAX_LISTED,
+        return_window_days: float = 10.0,
     ) -> None:
         self.start, self.end, self.sla_hours = start, end, sla_hours
         self._start_ts = start.timestamp() if start else float("-inf")
@@ -155,6 +159,8 @@ class ReconcileBuilder:
         self._invoices: OrderedDict[tuple[str, ...], str] = OrderedDict()  # payment key -> first payment id
         self._undone: OrderedDict[str, None] = OrderedDict()  # payments failed, returned or cancelled
         self._masked: dict[str, str] = {}  # open payment -> masked payee account (dropped when it closes)
+        # settled payments -> (their row, currency, settled amount), for a return after the settlement
+        self.settled = ReturnWindow[SettledIn](return_window_days * DAY, memory)
         self.forgotten = Counter[str]()  # keys dropped from the capped memories
 
     def _in_period(self, at: float | None) -> bool:
@@ -190,6 +196,8 @@ class ReconcileBuilder:
             self._remember(self._undone, event.payment_id, None, "undone payments")
         info = self.tracker.observe(event)
         if not isinstance(info, Track):
+            if event.type == "psp.returned" and info is not None and event.payment_id:
+                self._late_return(event.payment_id, at)
             return
         if event.payee_account_masked and info.payment_id not in self._masked:
             self._masked[info.payment_id] = event.payee_account_masked
@@ -260,6 +268,16 @@ class ReconcileBuilder:
             self._count_day(track)
         self._masked.pop(track.payment_id, None)
 
+    def _late_return(self, payment_id: str, at: float) -> None:
+        """A return of a closed payment counted settled within the return window: move it to returned."""
+        _, counted = self.settled.take_return(payment_id, at)
+        if counted is None:
+            return
+        key, currency, amount = counted
+        row = self.days[key]
+        row.settled, row.returned = row.settled - 1, row.returned + 1
+        take_back(row.settled_amount, currency, amount)
+
     def _count_day(self, track: Track) -> None:
         key = (track.company or "-", _day(track.released_at or 0))
         row = self.days.get(key)
@@ -280,11 +298,16 @@ class ReconcileBuilder:
             row.open += 1
         if outcome == "settled":
             row.settled_amount.add(track.currency, track.settled_amount)
+            at = track.settled_at if track.settled_at is not None else track.last_seen
+            self.settled.remember(track.payment_id, at, (key, track.currency, track.settled_amount))
+        elif outcome == "returned" and track.outcome_at is not None:
+            self.settled.remember(track.payment_id, track.outcome_at, None)  # a second report is repeated
 
     # -- output ------------------------------------------------------------------------------------
     def result(self) -> dict[str, Any]:
         """The validation result (closes every payment still open: call once, at the end of input)."""
         self.tracker.finish(self._end_ts if self.end is not None else None)
+        forgotten = dict(sorted((self.forgotten + Counter({"settled payments": self.settled.forgotten})).items()))
         days = [{"company": company, "day": day, **row.as_json()} for (company, day), row in sorted(self.days.items())]
         return {
             "schema": SCHEMA,
@@ -302,7 +325,7 @@ class ReconcileBuilder:
             "counts": {name: finding.count for name, finding in self.findings.items()},
             "classes": {name: finding.as_json() for name, finding in self.findings.items()},
             "completeness": days,
-            "tracking": {**self.tracker.stats(), "forgotten_keys": dict(sorted(self.forgotten.items()))},
+            "tracking": {**self.tracker.stats(), "return_window": self.settled.stats(), "forgotten_keys": forgotten},
         }
 
 
@@ -343,9 +366,12 @@ def compute_reconcile(
     end: datetime | None = None,
     sla_hours: float = 72.0,
     max_tracked: int = 200_000,
+    return_window_days: float = 10.0,
 ) -> dict[str, Any]:
     """The validation result for [start, end) from an events file."""
-    builder = ReconcileBuilder(start, end, sla_hours=sla_hours, max_tracked=max_tracked)
+    builder = ReconcileBuilder(
+        start, end, sla_hours=sla_hours, max_tracked=max_tracked, return_window_days=return_window_days
+    )
     return reconcile_lines(bounded_lines(events_path, MAX_RECORD_BYTES), builder)
 
 

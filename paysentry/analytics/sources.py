@@ -104,9 +104,12 @@ def compute_kpis(
     end: datetime | None = None,
     sla_hours: float = 72.0,
     max_tracked: int = 200_000,
+    return_window_days: float = 10.0,
 ) -> dict[str, Any]:
     """The KPI dict for [start, end) from files (events, optional labels and decisions)."""
-    builder = KpiBuilder(start, end, sla_hours=sla_hours, max_tracked=max_tracked)
+    builder = KpiBuilder(
+        start, end, sla_hours=sla_hours, max_tracked=max_tracked, return_window_days=return_window_days
+    )
     bad_decisions = [0]
     for path in (events_path, labels_path):
         if path is not None:

@@ -7,6 +7,8 @@ What bounds it:
 - a payment idle longer than `horizon_seconds` of event time closes with reason "horizon";
 - past `max_tracked` open payments, the least recently seen closes with reason "capacity".
 Every close is counted by reason (`closed`), so a report shows what it could not follow to the end.
+A payment closed as settled may still come back: `ReturnWindow` remembers, for a few days, where a
+report counted it, so a late `psp.returned` moves it from settled to returned.
 
 Reconciliation timers run on event time like the engine's: a released payment with no outcome
 `sla_seconds` after release is counted unsettled past its SLA (once); platform events for a payment the
@@ -21,10 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Generic, TypeVar
 
+from paysentry.analytics.sketch import MoneyTotals
 from paysentry.contract import Event
 
 DAY = 86_400.0
+Counted = TypeVar("Counted")
 TERMINAL = {
     "psp.settled": "settled",
     "psp.failed": "failed",
@@ -230,3 +235,80 @@ class PaymentTracker:
             "horizon_days": round(self.horizon_seconds / DAY, 3),
             "closed_by_reason": dict(sorted(self.closed_counts.items())),
         }
+
+
+class ReturnWindow(Generic[Counted]):
+    """Payments counted as settled, remembered for `window_seconds` of event time after the settlement,
+    so that a return coming after the payment closed moves it from settled to returned where it was
+    counted, once. Banks return a payment days after settling it (SEPA: a few business days), so the
+    window is days, not the tracker's horizon. Entries leave as event time passes the window; past
+    `capacity` the oldest is dropped and counted in `forgotten`.
+
+    `counted` is whatever the caller needs to undo its count (a row key, the objects it added to, the
+    settled amount): kept as is, one entry per payment."""
+
+    def __init__(self, window_seconds: float = 10 * DAY, capacity: int = 200_000) -> None:
+        self.window_seconds, self.capacity = window_seconds, capacity
+        # payment id -> (settled at, what was counted; None once a return moved it), oldest first
+        self._entries: OrderedDict[str, tuple[float, Counted | None]] = OrderedDict()
+        self.forgotten = 0
+        self.returns: Counter[str] = Counter()  # "moved", "repeated", "not_moved"
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def remember(self, payment_id: str, settled_at: float, counted: Counted | None) -> None:
+        """A payment counted as settled at `settled_at` (with None: counted as returned already, so the
+        same return reported again under another id is recognised as repeated)."""
+        self._entries[payment_id] = (settled_at, counted)
+        self._entries.move_to_end(payment_id)
+        self.expire(settled_at)
+        if len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+            self.forgotten += 1
+
+    def take_return(self, payment_id: str, at: float) -> tuple[str, Counted | None]:
+        """For a return at event time `at`: ("moved", what was counted) when the payment settled at most
+        `window_seconds` earlier and no return moved it yet (it is marked moved now); ("repeated", None)
+        when a return moved it already; ("not_moved", None) otherwise. Each is counted in `returns`."""
+        self.expire(at)
+        entry = self._entries.get(payment_id)
+        if entry is not None and entry[1] is None:
+            status, counted = "repeated", None
+        elif entry is None or at > entry[0] + self.window_seconds:  # (a return stamped early still counts)
+            status, counted = "not_moved", None
+        else:
+            status, counted = "moved", entry[1]
+            self._entries[payment_id] = (entry[0], None)
+        self.returns[status] += 1
+        return status, counted
+
+    def expire(self, now: float) -> None:
+        """Drop the entries whose window ended before `now` (oldest first: settlements come in about
+        event-time order, and one out of order only stays a little longer)."""
+        while self._entries:
+            settled_at, _ = next(iter(self._entries.values()))
+            if settled_at + self.window_seconds >= now:
+                return
+            self._entries.popitem(last=False)
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "window_days": round(self.window_seconds / DAY, 3),
+            "remembered": len(self._entries),
+            "capacity": self.capacity,
+            "forgotten": self.forgotten,
+            "late_returns": {name: self.returns.get(name, 0) for name in ("moved", "repeated", "not_moved")},
+        }
+
+
+def take_back(totals: MoneyTotals, currency: str | None, amount: Decimal | None) -> None:
+    """Subtract an amount added to `totals` before (a currency left at zero is dropped)."""
+    if amount is None:
+        return
+    key = currency or "unknown"
+    left = totals.get(key) - amount
+    if left:
+        totals.sums[key] = left
+    else:
+        totals.sums.pop(key, None)
