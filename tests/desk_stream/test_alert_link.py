@@ -159,7 +159,8 @@ def test_an_alert_link_lands_on_the_payments_case(desk_app: FastAPI, http: httpx
     secret = add_user(desk_app.state.sessions, "ana", "analyst")
     case_id = _import(desk_app, decision("PAY 7/1", "e1", action="review", amount="10.00"))
     anonymous = http.get("/cases/by-payment/PAY%207%2F1")
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
+    assert anonymous.status_code == 303  # to the login, which then leads back to the link
+    assert anonymous.headers["location"] == "/login?next=%2Fcases%2Fby-payment%2FPAY%25207%2F1"
     login(http, "ana", secret)
     found = http.get("/cases/by-payment/PAY%207%2F1")
     assert found.status_code == 303 and found.headers["location"] == f"/cases/{case_id}"
