@@ -130,8 +130,14 @@ def profile_summary(path: Path) -> list[str]:
         ("paysentry/core.py", "process"): "  Engine.process",
         ("stream/decide.py", "checkpoint"): "  checkpoints",
         ("stream/decide.py", "_emit"): "  outputs (_emit)",
+        ("stream/decide.py", "_sweep"): "  sweeps of finished payments",
+        ("stream/decide.py", "_advance"): "  timers (_advance)",
+        ("stream/topics.py", "decode_envelope"): "  envelopes (signature, JSON)",
+        ("paysentry/contract.py", "from_checked_dict"): "  events rebuilt (from_checked_dict)",
         ("stream/ingest.py", "handle"): "ingest agent (IngestStage.handle)",
         ("paysentry/contract.py", "parse_event"): "  parse_event",
+        ("paysentry/contract.py", "to_dict"): "  Event.to_dict",
+        ("stream/ingest.py", "send_batches"): "  micro-batches sent",
     }
     found: dict[str, float] = {}
     for (filename, _, name), (_, _, _, cumulative, _) in stats.items():

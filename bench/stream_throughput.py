@@ -17,7 +17,9 @@ then makes three measurements, each on topics of its own (prefix `bench-<id>-<ru
    first decision), and from the worker's start (startup, group join and table recovery included).
 3. faust minimal: right before the backlog run, the same records on a topic of their own, read by a
    minimal Faust agent (bench/faust_minimal.py: parse, one table write, one send per event): the
-   yardstick of Faust's own per-event cost on this broker and this machine, at this moment;
+   yardstick of Faust's own per-event cost on this broker and this machine, at this moment; with
+   --rounds N the pair (minimal, backlog) runs N times and the median ratio is printed, since one pair
+   on a shared machine can be off by a factor of two;
 4. raw client: one aiokafka consumer reads the backlog run's inbound topics and decodes every record
    with `parse_event`, no Faust: the ceiling of the same client and decoding.
 
@@ -38,7 +40,9 @@ import logging
 import math
 import os
 import platform
+import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -240,6 +244,8 @@ def backlog_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: li
     if profile is not None:
         for line in profile_summary(profile):
             print(line)
+        if args.profile_out and profile.exists():
+            shutil.copyfile(profile, args.profile_out)
     return settings, rate
 
 
@@ -325,6 +331,7 @@ def main() -> None:
     parser.add_argument("--orderings", default="exact,bounded", help="steady runs: PAYSENTRY_ORDERING of each")
     parser.add_argument("--companies", type=int, help="paying companies in the simulated stream (default 3)")
     parser.add_argument("--profile", action="store_true", help="profile the one-worker backlog run (cProfile)")
+    parser.add_argument("--profile-out", type=Path, help="with --profile: keep the worker's pstats file here")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--idle-seconds", type=float, help="PAYSENTRY_IDLE_SECONDS of the workers (default: theirs)")
     parser.add_argument("--seed", type=int, default=7)
@@ -338,6 +345,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-steady", action="store_true", help="only the backlog runs")
     parser.add_argument("--scale", action="store_true", help="also a backlog run with two workers")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the minimal agent + backlog pair; print the median ratio (a shared machine)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # aiokafka's retries right after topic creation are noise here
     if args.days is None and args.events is None:
@@ -359,9 +372,16 @@ def main() -> None:
             if not args.skip_steady:
                 for ordering in filter(None, args.orderings.split(",")):
                     steady_run(args, bootstrap, f"bench-{run_id}-steady-{ordering}.", lines, expect, workdir, ordering)
-            minimal = minimal_run(args, bootstrap, f"bench-{run_id}-minimal.", lines, workdir)
-            settings, one = backlog_run(args, bootstrap, f"bench-{run_id}-backlog.", lines, expect, workdir)
-            print(f"  ratio          worker / faust minimal = {one / minimal:.2f}")
+            ratios = []
+            for round_number in range(args.rounds):
+                run = f"{run_id}-{round_number}" if round_number else run_id
+                minimal = minimal_run(args, bootstrap, f"bench-{run}-minimal.", lines, workdir)
+                settings, one = backlog_run(args, bootstrap, f"bench-{run}-backlog.", lines, expect, workdir)
+                ratios.append(one / minimal)
+                print(f"  ratio          worker / faust minimal = {one / minimal:.2f}")
+            if args.rounds > 1:
+                print(f"  ratio median   {statistics.median(ratios):.2f} over {args.rounds} rounds "
+                      f"({', '.join(f'{ratio:.2f}' for ratio in ratios)})")  # fmt: skip
             if args.scale:
                 _, two = backlog_run(args, bootstrap, f"bench-{run_id}-scale.", lines, expect, workdir, workers=2)
                 print(f"  ratio          two workers / one = {two / one:.2f}")

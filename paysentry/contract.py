@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -206,6 +207,47 @@ class Event(BaseModel):
         """JSON-ready form with money as decimal strings and the extras kept under `extra`."""
         return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
 
+    @classmethod
+    def from_checked_dict(cls, data: dict[str, Any]) -> Event:
+        """The event `to_dict` wrote, rebuilt without validating it again: only for a record this deployment
+        validated itself and signed (the stream's `engine.events`); anything else goes through
+        `model_validate`. Converts exactly what JSON cannot carry (times, dates, money) the way validation
+        does, so the result equals `Event.model_validate(data)`. Raises ValueError on a key that is not a
+        field or a required one missing, never builds a half event."""
+        if not data.keys() >= _REQUIRED_KEYS or not data.keys() <= _EVENT_FIELD_SET:
+            raise ValueError("not an event as written at ingest (fields missing or unknown)")
+        values = dict.fromkeys(_EVENT_FIELDS)
+        values.update(data)
+        name = "event_time"
+        try:
+            values[name] = _AWARE_DATETIME.validate_python(_rfc3339_text(data[name]))
+            for name in ("amount", "fee"):
+                if (money := data.get(name)) is not None:
+                    values[name] = Decimal(money)
+            name = "due_date"
+            if (due := data.get(name)) is not None:
+                values[name] = date.fromisoformat(due)
+            name = "approved_by"
+            if (approvers := data.get(name)) is not None:
+                values[name] = list(approvers)
+            name = "extra"
+            values[name] = dict(data.get(name) or {})
+        except (ValueError, TypeError, ArithmeticError) as exc:  # decimal's refusals are ArithmeticErrors
+            raise ValueError(f"{name}: not as written at ingest ({type(exc).__name__})") from None
+        event = cls.__new__(cls)
+        _set = object.__setattr__
+        _set(event, "__dict__", values)
+        _set(event, "__pydantic_fields_set__", set(data))
+        _set(event, "__pydantic_extra__", None)
+        _set(event, "__pydantic_private__", None)
+        return event
+
+
+# from_checked_dict: field order as validation gives it; the times parsed by pydantic's own parser (same tzinfo)
+_EVENT_FIELDS = tuple(Event.model_fields)
+_EVENT_FIELD_SET = frozenset(_EVENT_FIELDS)
+_REQUIRED_KEYS = frozenset({"type", "event_id", "event_time"})
+_AWARE_DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 
 _KNOWN_FIELDS = frozenset(Event.model_fields) - {
     "payee_account_hash",

@@ -15,6 +15,7 @@ server (when `PAYSENTRY_WEB_PORT` is set) listens on `PAYSENTRY_WEB_BIND`, loopb
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,7 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
         producer_acks=-1,
         producer_linger=settings.producer_linger_seconds,  # measured: fewer produce requests, each larger
+        consumer_max_fetch_size=settings.consumer_fetch_bytes,  # measured: fewer fetches on a backlog
         key_serializer="raw",  # every record is bytes or text the app encodes itself (tables included)
         value_serializer="raw",
         web_enabled=settings.web_port is not None,
@@ -136,15 +138,16 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
         await app.producer.flush()
 
     reader = OutputReader(settings)
+    partition_of = functools.lru_cache(maxsize=4096)(settings.partition_for_shard)  # asked once per routed event
     ingest = IngestStage(
         account_key=account_key, partitions=settings.partitions,
-        partition_of=settings.partition_for_shard, routes=_RouteView(routes),
+        partition_of=partition_of, routes=_RouteView(routes),
         short_name=lambda topic: topic.removeprefix(prefix), send_engine=send_engine, send_deadletter=send_deadletter,
         idle_after=settings.idle_after(), time_window=settings.time_window(), linger=settings.batch_linger_seconds,
     )  # fmt: skip
     decide = DecisionStage(
         engine=engine or Engine(live_rules(settings), models=served_models(settings)), table=state_table,
-        partitions=settings.partitions, partition_of=settings.partition_for_shard,
+        partitions=settings.partitions, partition_of=partition_of,
         alert_action=settings.alert_action, send=send_output, flush=flush,
         read_back=reader.event_ids, checkpoint_events=settings.checkpoint_events,
         checkpoint_seconds=settings.checkpoint_seconds, max_buffer=settings.max_buffer, internal_key=internal_key,

@@ -33,28 +33,35 @@ content) and acknowledged in turn; the partition goes on with the next one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from paysentry.analytics import metrics
 from paysentry.contract import Decision, Event, action_rank
 from paysentry.core import Engine
 from paysentry.event_time import epoch
-from paysentry.state import Entity, PaymentRecord, decode_entity, encode_entity, key_for, shard_of
-from paysentry.timers import TimerQueue
+from paysentry.state import (
+    NEVER,
+    PaymentRecord,
+    decode_entity,
+    encode_entity,
+    expiry_hint,
+    key_for,
+    shard_of,
+)
 from paysentry.windows import DAY
 from stream.checkpoint import apply_entities, recover, write_checkpoint
 from stream.faults import NO_FAULTS, FaultHook
-from stream.reasons import exception_reason, validation_reason
+from stream.partition import PartitionState, Pending, TableView
+from stream.reasons import exception_reason
 from stream.topics import (
     ALERTS,
     DECISIONS,
@@ -69,66 +76,7 @@ from stream.topics import (
 )
 
 log = logging.getLogger(__name__)
-MASTER_PREFIX = "#{partition}/"
-
-
-@dataclass
-class _Pending:
-    event: Any
-    done: bool = False
-    remaining: int = 1  # events of the record (a batch holds many) not yet covered by a checkpoint
-
-    def covered(self) -> None:
-        self.remaining -= 1
-        self.done = self.remaining <= 0
-
-
-class TableView:
-    """The core's StateStore over the table: reads see unsaved writes; writes wait for a checkpoint."""
-
-    def __init__(self, table: Any, dirty: dict[str, Entity | None], prefix: str = "") -> None:
-        self.table, self.dirty, self.prefix = table, dirty, prefix
-
-    def get(self, key: str) -> Entity | None:
-        key = self.prefix + key
-        if key in self.dirty:
-            return self.dirty[key]  # None: deleted by a sweep, not yet checkpointed
-        raw = self.table.get(key)
-        return decode_entity(raw) if raw else None
-
-    def __setitem__(self, key: str, value: Entity) -> None:
-        self.dirty[self.prefix + key] = value
-
-
-@dataclass
-class PartitionState:
-    index: int
-    table: Any
-    dirty: dict[str, Entity | None] = field(default_factory=dict)  # None: to be deleted
-    # (order, tie-break, monotonic arrival, event, its record)
-    buffer: list[tuple[tuple[int, int, int, int], int, float, Routed, _Pending]] = field(default_factory=list)
-    unacked: deque[_Pending] = field(default_factory=deque)
-    awaiting: list[_Pending] = field(default_factory=list)  # processed, not yet checkpointed
-    low: dict[int, int | None] = field(default_factory=dict)  # ingest group -> Tick.low
-    high: dict[int, int] = field(default_factory=dict)
-    # outputs the previous owner sent after its last checkpoint: not to be sent again
-    emitted: dict[str, set[str]] = field(default_factory=lambda: {DECISIONS: set(), ALERTS: set()})
-    out_next: dict[str, int] = field(default_factory=dict)
-    sent: list[tuple[str, Any]] = field(default_factory=list)
-    timers: TimerQueue = field(default_factory=TimerQueue)
-    processed: int = 0
-    read_to: int = -1  # highest offset read since this owner took the partition
-    checkpoints: int = 0
-    generation: int = 0
-    last_checkpoint: float = field(default_factory=time.monotonic)
-    next_sweep: int = 0  # event time of the next sweep of finished payments
-    newest: float = float("-inf")  # newest event time received (micros): bounded ordering's watermark
-
-    def __post_init__(self) -> None:
-        self.store = TableView(self.table, self.dirty)
-        self.master = TableView(self.table, self.dirty, MASTER_PREFIX.format(partition=self.index))
-
-
+__all__ = ["DecisionStage", "PartitionState", "TableView"]
 ReadBack = Callable[[str, int, int], Awaitable[set[str]]]
 
 
@@ -139,7 +87,10 @@ class DecisionStage:
                  checkpoint_seconds: float, max_buffer: int, internal_key: bytes,
                  send_deadletter: Callable[..., Awaitable[Any]], faults: FaultHook = NO_FAULTS,
                  lateness: int | None = None) -> None:  # fmt: skip
-        self.engine, self.table, self.partitions, self.partition_of = engine, table, partitions, partition_of
+        self.engine, self.table, self.partitions = engine, table, partitions
+        # a sweep asks for every key's shard: the answer for a shard never changes (bounded: shards are many
+        # only if a producer invents company codes)
+        self.partition_of = functools.lru_cache(maxsize=4096)(partition_of)
         self.internal_key, self.send_deadletter = internal_key, send_deadletter
         self.alert_rank = action_rank(alert_action)
         self.send, self.flush, self.read_back = send, flush, read_back
@@ -162,7 +113,7 @@ class DecisionStage:
             state = self.states.get(partition)
             if state is None:
                 state = self.states[partition] = await self._recover(partition)
-            pending = _Pending(event)
+            pending = Pending(event)
             state.unacked.append(pending)
             offset, state.read_to = event.message.offset, max(state.read_to, event.message.offset)
             try:
@@ -234,7 +185,7 @@ class DecisionStage:
         await self.send_deadletter(key=ENGINE.encode(), value=orjson.dumps(record))
 
     # -- event-time order -------------------------------------------------------------------------
-    def _buffer(self, state: PartitionState, routed: Routed, pending: _Pending) -> None:
+    def _buffer(self, state: PartitionState, routed: Routed, pending: Pending) -> None:
         heapq.heappush(state.buffer, (routed.order(), next(self._counter), time.monotonic(), routed, pending))
         state.newest = max(state.newest, routed.ts)
 
@@ -259,13 +210,15 @@ class DecisionStage:
         if mark == float("inf") and state.high:
             await self._emit(state, await self._advance(state, max(state.high.values()) // 1_000_000))
 
-    async def _process(self, state: PartitionState, routed: Routed, pending: _Pending) -> None:
+    async def _process(self, state: PartitionState, routed: Routed, pending: Pending) -> None:
         event_id = routed.event.get("event_id")
         event_id = event_id if isinstance(event_id, str) else None
         try:
-            event = Event.model_validate(routed.event)
-        except ValidationError as invalid:
-            await self._dead_letter(pending.event, f"event does not validate: {validation_reason(invalid)}", event_id)
+            # validated at ingest and signed by this deployment (decode_envelope checked the signature):
+            # rebuilt as validation builds it, without validating again
+            event = Event.from_checked_dict(routed.event)
+        except ValueError as invalid:  # a well-signed record this version cannot read (names the field)
+            await self._dead_letter(pending.event, f"event does not validate: {invalid}", event_id)
             return
         decisions: list[Decision] = []
         try:
@@ -299,16 +252,24 @@ class DecisionStage:
         The deletions are written (as table tombstones) by the next checkpoint, like any other change."""
         state.next_sweep = now + DAY
         swept = 0
+        hints = state.expiry_hints
         for key in set(self.table.keys()) | set(state.dirty):  # noqa: SIM118
+            if now <= hints.get(key, -NEVER):
+                continue  # not idle yet: no need to decode it (a hint only ever understates)
             shard = shard_of(key)
             if shard is None or shard.startswith(("~", "#")) or self.partition_of(shard) != state.index:
                 continue
             entity = state.store.get(key)
-            if entity is not None and self.engine.expired(entity, now):
+            if entity is None:
+                hints.pop(key, None)
+            elif self.engine.expired(entity, now):
                 state.dirty[key] = None
+                hints.pop(key, None)
                 if isinstance(entity, PaymentRecord) and entity.payment_id:
                     state.timers.forget(entity.payment_id)
                 swept += 1
+            else:
+                hints[key] = expiry_hint(entity)
         if swept:
             log.info("partition %d: swept %d entities idle past their horizon", state.index, swept)
 
@@ -369,6 +330,10 @@ class DecisionStage:
         state.sent.clear()
         # an empty value is a deletion (a swept payment)
         entities = {key: encode_entity(entity) if entity is not None else b"" for key, entity in state.dirty.items()}
+        hints = state.expiry_hints
+        for key, entity in state.dirty.items():
+            if entity is not None:
+                hints[key] = expiry_hint(entity)
         state.generation += 1
         write_checkpoint(self.table, state.index, state.generation, entities, state.out_next)
         await self._faults_after_header(state, entities)

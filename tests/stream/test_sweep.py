@@ -65,3 +65,53 @@ def test_a_new_owner_finishes_a_deletion_cut_short() -> None:
     table["CN01/p:OLD"] = _record("OLD", "settled", NOW - 40 * DAY)  # as if the tombstone never landed
     asyncio.run(_stage(table)._recover(0))
     assert "CN01/p:OLD" not in table
+
+
+class _CountingTable(dict):
+    """A table that counts the entities read from it (each read is a decode)."""
+
+    reads = 0
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def, override]
+        self.reads += 1
+        return super().get(key, default)
+
+
+def test_a_sweep_decodes_only_entities_that_may_have_gone_idle_and_deletes_them_when_they_have() -> None:
+    table = _CountingTable({f"CN01/p:P{n}": _record(f"P{n}", "settled", NOW - 2 * DAY - n * DAY) for n in range(40)})
+    stage = _stage(table)
+    state = PartitionState(0, table)
+    stage._sweep(state, NOW)  # the first sweep reads every entity of the partition once
+    assert table.reads == 40
+    first = set(state.dirty)
+    assert first and len(first) < 40  # the oldest have gone idle, the recent have not
+
+    table.reads = 0
+    stage._sweep(state, NOW)  # nothing new is idle yet: nothing is read again
+    assert table.reads == 0 and set(state.dirty) == first
+
+    later = NOW + 10 * DAY  # ten more days: exactly the payments idle by then go, as a sweep that reads all finds
+    expected = {key for key, value in table.items() if key not in first and Engine().expired(_decode(value), later)}
+    assert expected
+    stage._sweep(state, later)
+    assert set(state.dirty) == first | expected
+    assert len(expected) <= table.reads < 40 - len(first)  # not the ones still surely busy ten days on
+
+
+def test_an_entity_written_again_is_swept_by_its_new_horizon() -> None:
+    table: dict[str, bytes] = {"CN01/p:P": _record("P", "settled", NOW - 2 * DAY)}
+    stage = _stage(table)
+    state = PartitionState(0, table)
+    stage._sweep(state, NOW)
+    assert not state.dirty
+    state.dirty["CN01/p:P"] = _decode(_record("P", "settled", NOW + 5 * DAY))  # touched again, later
+    asyncio.run(stage.checkpoint(state))
+    far = NOW + 200 * DAY
+    stage._sweep(state, far)
+    assert state.dirty == {"CN01/p:P": None}
+
+
+def _decode(raw: bytes):  # type: ignore[no-untyped-def]
+    from paysentry.state import decode_entity
+
+    return decode_entity(raw)

@@ -63,3 +63,10 @@ def test_the_web_server_binds_loopback_unless_configured(tmp_path: Path) -> None
     assert create_app(settings, engine=Engine()).app.conf.web_bind == "127.0.0.1"
     wide = StreamSettings(account_hash_key="k", web_port=6067, web_bind="0.0.0.0", data_dir=tmp_path)
     assert create_app(wide, engine=Engine()).app.conf.web_bind == "0.0.0.0"
+
+
+def test_the_consumer_fetch_size_reaches_faust(tmp_path: Path) -> None:
+    default = StreamSettings(account_hash_key="k", data_dir=tmp_path)
+    assert create_app(default, engine=Engine()).app.conf.consumer_max_fetch_size == 4 * 1024**2
+    small = StreamSettings(account_hash_key="k", data_dir=tmp_path, consumer_fetch_bytes=256 * 1024)
+    assert create_app(small, engine=Engine()).app.conf.consumer_max_fetch_size == 256 * 1024
