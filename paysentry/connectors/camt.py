@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import tzinfo
 from decimal import Decimal
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from paysentry.connectors import xmlsafe as x
 from paysentry.connectors.base import (
@@ -165,28 +165,56 @@ def _booking_time(entry: Any, tz: tzinfo) -> tuple[str, str | None]:
     return end_of_day(iso_date(day, "BookgDt/Dt"), tz), day
 
 
+class _Transaction(NamedTuple):
+    """One transaction of a booked entry, with what settlements and returns read alike."""
+
+    number: int
+    detail: Any  # TxDtls, or None for an entry without details
+    where: str
+    end_to_end: str | None
+    detail_ref: str | None
+    reference: str  # the booking's reference, or one made from the statement's place
+    entry_charges: Any  # the entry's charges, for a transaction that has none of its own
+
+
+def _transactions(
+    entry: Any, report: Any, message_id: str, where: str, details: list[Any], booking_ref: str | None
+) -> Iterator[_Transaction]:
+    entry_charges = _charges(entry, "Ntry") if len(details) <= 1 else None
+    for k, detail in enumerate(details or [None], start=1):
+        detail_where = where
+        if detail is not None:
+            detail_where = f"{where.split(' ')[0]}/NtryDtls/TxDtls[{k}] (line {detail.sourceline})"
+        refs = x.child(detail, "Refs") if detail is not None else None
+        reference = booking_ref or f"{message_id}/{x.text(report, 'Id') or '-'}/{where.split(' ')[0]}"
+        yield _Transaction(k, detail, detail_where, x.text(refs, "EndToEndId"),
+                           x.text(refs, "AcctSvcrRef") or x.text(refs, "TxId"), reference, entry_charges)  # fmt: skip
+
+
+def _amount_of(entry: Any, detail: Any, single: bool, what: str) -> Any:
+    amount_node = _amount(detail) if detail is not None else None
+    if amount_node is None and single:
+        amount_node = x.child(entry, "Amt")
+    if amount_node is None:
+        raise RecordRefused(f"{what} without its own amount (AmtDtls/TxAmt or Amt)")
+    return amount_node
+
+
+def _details(entry: Any) -> list[Any]:
+    return [d for block in x.children(entry, "NtryDtls") for d in x.children(block, "TxDtls")]
+
+
 def _settlements(
     entry: Any, report: Any, message_id: str, where: str, tz: tzinfo, index: PaymentIndex | None
 ) -> Iterator[tuple[dict[str, Any], str]]:
     event_time, booking_date = _booking_time(entry, tz)
     booking_ref = x.text(entry, "AcctSvcrRef") or x.text(entry, "NtryRef")
-    details = [d for block in x.children(entry, "NtryDtls") for d in x.children(block, "TxDtls")]
-    single = len(details) <= 1
-    entry_charges = _charges(entry, "Ntry") if single else None
-    for k, detail in enumerate(details or [None], start=1):
-        detail_where = where
-        if detail is not None:
-            detail_where = f"{where.split(' ')[0]}/NtryDtls/TxDtls[{k}] (line {detail.sourceline})"
-        amount_node = _amount(detail) if detail is not None else None
-        if amount_node is None and single:
-            amount_node = x.child(entry, "Amt")
-        if amount_node is None:
-            raise RecordRefused("a transaction of a batch booking without its own amount (AmtDtls/TxAmt or Amt)")
-        refs = x.child(detail, "Refs") if detail is not None else None
-        end_to_end = x.text(refs, "EndToEndId")
+    details = _details(entry)
+    for k, detail, detail_where, end_to_end, detail_ref, reference, entry_charges in _transactions(
+        entry, report, message_id, where, details, booking_ref
+    ):
+        amount_node = _amount_of(entry, detail, len(details) <= 1, "a transaction of a batch booking")
         usable = end_to_end if end_to_end and end_to_end.upper() != "NOTPROVIDED" else None
-        detail_ref = x.text(refs, "AcctSvcrRef") or x.text(refs, "TxId")
-        reference = booking_ref or f"{message_id}/{x.text(report, 'Id') or '-'}/{where.split(' ')[0]}"
         payment_id = usable or stable_id("orphan", reference, detail_ref if len(details) > 1 else None, str(k))
         charges = (_charges(detail, "TxDtls") if detail is not None else None) or entry_charges
         creditor = x.text(detail, "RltdPties", "Cdtr", "Nm") or x.text(detail, "RltdPties", "Cdtr", "Pty", "Nm")
@@ -224,26 +252,15 @@ def _returns(
 ) -> Iterator[tuple[dict[str, Any], str]]:
     event_time, booking_date = _booking_time(entry, tz)
     booking_ref = x.text(entry, "AcctSvcrRef") or x.text(entry, "NtryRef")
-    details = [d for block in x.children(entry, "NtryDtls") for d in x.children(block, "TxDtls")]
-    single = len(details) <= 1
-    entry_charges = _charges(entry, "Ntry") if single else None
-    for k, detail in enumerate(details or [None], start=1):
-        detail_where = where
-        if detail is not None:
-            detail_where = f"{where.split(' ')[0]}/NtryDtls/TxDtls[{k}] (line {detail.sourceline})"
+    details = _details(entry)
+    for _k, detail, detail_where, end_to_end, detail_ref, reference, entry_charges in _transactions(
+        entry, report, message_id, where, details, booking_ref
+    ):
         code, proprietary, words = _return_reason(detail) if detail is not None else (None, None, None)
         reason = describe_return(code, proprietary, words)
-        refs = x.child(detail, "Refs") if detail is not None else None
-        end_to_end = x.text(refs, "EndToEndId")
         if not end_to_end or end_to_end.upper() == "NOTPROVIDED":
             raise RecordRefused(f"a return without the original payment's end-to-end id (Refs/EndToEndId); {reason}")
-        amount_node = _amount(detail) if detail is not None else None
-        if amount_node is None and single:
-            amount_node = x.child(entry, "Amt")
-        if amount_node is None:
-            raise RecordRefused("a return in a batch booking without its own amount (AmtDtls/TxAmt or Amt)")
-        detail_ref = x.text(refs, "AcctSvcrRef") or x.text(refs, "TxId")
-        reference = booking_ref or f"{message_id}/{x.text(report, 'Id') or '-'}/{where.split(' ')[0]}"
+        amount_node = _amount_of(entry, detail, len(details) <= 1, "a return in a batch booking")
         charges = (_charges(detail, "TxDtls") if detail is not None else None) or entry_charges
         event = {
             "type": "psp.returned",

@@ -20,6 +20,9 @@ _PAYEES = (
     ("SE4550000000058398257466", "ESSESESSXXX", "SE"),
 )
 _PAIN001 = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"
+# The SWIFT blocks before an MT940's text: basic header (sender BIC, session and sequence numbers zero, as
+# a generated file has them), output application header (MT 940, times, receiver), text block opened.
+MT940_SWIFT_HEADER = "{1:F01BYLADEM1AXXX0000000000}{2:O9400615261128BYLADEM1AXXX00000000002611280615N}{4:\r\n"
 _CAMT054 = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.02"
 _PER_BLOCK = 1000  # transactions per payment-information block, as an ERP payment run splits them
 
@@ -106,9 +109,11 @@ def write_mt940(path: Path, debits: int, per_statement: int = 500) -> int:
     with path.open("wb") as out:
         for number, start in enumerate(range(0, debits, per_statement), start=1):
             out.write(
-                "{1:F01BYLADEM1AXXX0000000000}{2:O9400615261128BYLADEM1AXXX00000000002611280615N}{4:\r\n"
-                f":20:BENCH{number:08d}\r\n:25:BYLADEM1001/DE02120300000000202051\r\n:28C:{number}/1\r\n"
-                f":60F:C261127EUR{_mt940_amount(balance)}\r\n".encode()
+                (
+                    MT940_SWIFT_HEADER
+                    + f":20:BENCH{number:08d}\r\n:25:BYLADEM1001/DE02120300000000202051\r\n:28C:{number}/1\r\n"
+                    f":60F:C261127EUR{_mt940_amount(balance)}\r\n"
+                ).encode()
             )
             for n in range(start, min(start + per_statement, debits)):
                 booked = amount(n)

@@ -80,11 +80,7 @@ def test_an_oversized_statement_is_skipped_to_its_end() -> None:
 
 
 def test_statements_with_and_without_their_swift_blocks() -> None:
-    blocked = (
-        "{1:F01BYLADEM1AXXX0000000000}{2:O9400615261128BYLADEM1AXXX00000000002611280615N}{4:\r\n"
-        + _statement("B1").replace("\n", "\r\n")
-        + "-}{5:{CHK:0123456789AB}}\r\n"
-    )
+    blocked = synthetic.MT940_SWIFT_HEADER + _statement("B1").replace("\n", "\r\n") + "-}{5:{CHK:0123456789AB}}\r\n"
     bare = _statement("P1") + _statement("P2")  # no closing lines: each :20: opens the next statement
     result = convert("mixed.sta", data=(blocked + bare).encode())
     assert [e["payment_id"] for e in result.events] == ["PAY-B1", "PAY-P1", "PAY-P2"]
