@@ -20,12 +20,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from devservices.process import LoopbackServer, ServiceError
+from devservices.process import free_port as free_port  # tests take it from here
 
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "paysentry"
@@ -45,13 +46,7 @@ def find_pg_bin() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PostgresServerError(RuntimeError):
+class PostgresServerError(ServiceError):
     pass
 
 
@@ -67,15 +62,19 @@ def _run_as() -> pwd.struct_passwd | None:
     raise PostgresServerError("running as root and neither a 'postgres' nor a 'nobody' account exists")
 
 
-class PostgresServer:
+class PostgresServer(LoopbackServer):
     """One postgres process. `start()` runs initdb and waits until the server accepts connections."""
 
+    name = "postgres"
+    log_name = "postgres.log"
+    tmp_prefix = "paysentry-pg-"
+    error = PostgresServerError
+    not_ready = "did not accept connections"
+    stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients
+
     def __init__(self, bin_dir: Path | None = None, port: int | None = None, startup_timeout: float = 30.0):
+        super().__init__(port, startup_timeout)
         self.bin_dir = bin_dir or find_pg_bin()
-        self.port = port or free_port()
-        self.startup_timeout = startup_timeout
-        self._process: subprocess.Popen[bytes] | None = None
-        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._account = _run_as()
 
     def url_for(self, database: str) -> str:
@@ -85,28 +84,28 @@ class PostgresServer:
     def url(self) -> str:
         return self.url_for("postgres")
 
-    def _popen_args(self) -> dict[str, Any]:
+    def _popen_options(self) -> dict[str, Any]:
         if self._account is None:
             return {}
         return {"user": self._account.pw_uid, "group": self._account.pw_gid, "extra_groups": []}
 
-    def start(self) -> PostgresServer:
+    def _check_installed(self) -> None:
         if self.bin_dir is None:
             raise PostgresServerError("PostgreSQL is not installed (apt-get install -y postgresql)")
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="paysentry-pg-")
-        root = Path(self._tmpdir.name)
-        data, log = root / "data", root / "postgres.log"
+
+    def _command(self, root: Path) -> list[str]:
+        assert self.bin_dir is not None  # _check_installed
+        data = root / "data"
         if self._account is not None:
             os.chown(root, self._account.pw_uid, self._account.pw_gid)
         init = subprocess.run(
             [str(self.bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
              "--no-sync", "--no-instructions"],
-            capture_output=True, cwd=root, **self._popen_args(),
+            capture_output=True, cwd=root, **self._popen_options(),
         )  # fmt: skip
         if init.returncode != 0:
-            self.stop()
             raise PostgresServerError(f"initdb failed: {init.stderr.decode(errors='replace')[-800:]}")
-        args = [
+        return [
             str(self.bin_dir / "postgres"), "-D", str(data),
             "-p", str(self.port),
             "-c", "listen_addresses=127.0.0.1",
@@ -114,21 +113,6 @@ class PostgresServer:
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "max_connections=100",
         ]  # fmt: skip
-        with log.open("wb") as log_handle:
-            self._process = subprocess.Popen(args, stdout=log_handle, stderr=subprocess.STDOUT, cwd=root,
-                                             **self._popen_args())  # fmt: skip
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                detail = log.read_text(errors="replace") if log.exists() else ""
-                code = self._process.returncode
-                self.stop()
-                raise PostgresServerError(f"postgres exited with {code}: {detail[-800:]}")
-            if self.ready():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise PostgresServerError(f"postgres did not accept connections on port {self.port}")
 
     def ready(self) -> bool:
         import psycopg
@@ -158,25 +142,6 @@ class PostgresServer:
 
         with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.send_signal(signal.SIGINT)  # "fast" shutdown: does not wait for clients
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=5)
-            self._process = None
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
-            self._tmpdir = None
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":

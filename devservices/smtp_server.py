@@ -20,7 +20,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from devservices.redis_server import free_port
+from devservices.process import free_port
 
 
 def make_self_signed_cert(directory: Path, common_name: str = "localhost") -> tuple[Path, Path]:

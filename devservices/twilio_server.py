@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from devservices.redis_server import free_port
+from devservices.process import free_port
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 GSM7 = set(

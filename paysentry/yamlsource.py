@@ -1,10 +1,11 @@
 """YAML files whose problems are reported as `path:line:col: message`.
 
-Shared by the rules tooling (`rules/source.py`) and the alert routes loader
-(`paysentry/alerts/routes_yaml.py`). Files are read with ruamel.yaml's round-trip loader, which remembers
-where every key, value and list item starts; a syntax error, a pydantic ValidationError or any later
-finding is turned into a `SourceError` at the place it is about, worded by `paysentry.yaml_messages` (one
-wording for every file).
+Shared by the rules tooling (`rules/source.py`), the alert routes loader
+(`paysentry/alerts/routes_yaml.py`) and the settings files read whole into one pydantic model
+(`load_model_file`: channel tariffs, validation thresholds). Files are read with ruamel.yaml's
+round-trip loader, which remembers where every key, value and list item starts; a syntax error, a
+pydantic ValidationError or any later finding is turned into a `SourceError` at the place it is about,
+worded by `paysentry.yaml_messages` (one wording for every file).
 
 A file is refused before it is built when it could make a hostile or careless edit expensive: larger
 than `MAX_BYTES`, nested deeper than `MAX_DEPTH`, an explicit tag outside the plain YAML types (e.g.
@@ -17,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -37,7 +38,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import BaseResolver
 
-from paysentry.yaml_messages import Loc, describe_syntax_error
+from paysentry.yaml_messages import Loc, describe_syntax_error, describe_validation_error
 
 MAX_BYTES = 1024 * 1024
 """Largest file read: far above any real rules, lists or routes file."""
@@ -270,3 +271,34 @@ def validation_errors(
             line, col = position(root, full, containers_at_key=containers_at_key)
         found.append(SourceError(path, line, col, message))
     return found
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_model_file(path: Path, model: type[ModelT], *, what: str, expected: str, empty_ok: bool = False) -> ModelT:
+    """The YAML file at `path` read with the limits above and validated as `model`, or InvalidSource
+    with every problem as `file:line:col: message`. `what` names the file in messages ("the tariffs
+    file"), `expected` what its top level must be ("a mapping with ..."); an empty file is the model's
+    defaults when `empty_ok`, else refused like any other non-mapping."""
+    shown = str(path)
+    try:
+        text = read_text(path, shown)
+    except OSError as exc:
+        raise InvalidSource([SourceError(shown, 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise InvalidSource([SourceError(shown, 1, 1, "not UTF-8 text")]) from None
+    root = load_yaml(text, shown)
+    if root is None and empty_ok:
+        return model()
+    if not isinstance(root, dict):
+        raise InvalidSource([SourceError(shown, 1, 1, f"expected {expected}")])
+
+    def describe(error: ErrorDetails) -> tuple[Loc, str]:
+        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
+        return describe_validation_error(error, what, model, loc=loc, name=".".join(map(str, loc)) or None)
+
+    try:
+        return model.model_validate(root)
+    except ValidationError as exc:
+        raise InvalidSource(validation_errors(exc, root, shown, describe, containers_at_key=True)) from None

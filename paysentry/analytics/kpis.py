@@ -27,8 +27,9 @@ from decimal import Decimal
 from typing import Any
 
 from paysentry.analytics.decisions import DecisionStats
+from paysentry.analytics.period import PeriodBuilder
 from paysentry.analytics.sketch import CappedLabels, LogHistogram, MoneyTotals, ratio, shorten_reason
-from paysentry.analytics.tracker import ClosedInfo, PaymentTracker, ReturnWindow, Track, take_back
+from paysentry.analytics.tracker import ClosedInfo, ReturnWindow, Track, take_back
 from paysentry.contract import Decision, Event
 
 SCHEMA = "paysentry.kpis/1"
@@ -83,7 +84,7 @@ def _dims_of(event: Event, info: Track | ClosedInfo | None) -> dict[str, str | N
     return {name: k if k is not None else g for name, k, g in zip(DIMENSIONS, known, given, strict=True)}
 
 
-class KpiBuilder:
+class KpiBuilder(PeriodBuilder):
     def __init__(
         self,
         start: datetime | None = None,
@@ -94,18 +95,7 @@ class KpiBuilder:
         horizon_days: float = 35.0,
         return_window_days: float = 10.0,
     ) -> None:
-        self.start, self.end = start, end
-        self._start_ts = start.timestamp() if start else float("-inf")
-        self._end_ts = end.timestamp() if end else float("inf")
-        self.sla_hours = sla_hours
-        self.tracker = PaymentTracker(
-            self._closed,
-            max_tracked=max_tracked,
-            horizon_seconds=horizon_days * 86_400,
-            sla_seconds=sla_hours * 3600,
-            on_sla=self._sla,
-            on_orphan=self._orphan,
-        )
+        super().__init__(start, end, sla_hours=sla_hours, max_tracked=max_tracked, horizon_days=horizon_days)
         self.labels = {name: CappedLabels(LABEL_CAP) for name in DIMENSIONS}
         self.reasons = CappedLabels(REASON_CAP)
         self.by_dimension: dict[str, dict[str, DimensionStats]] = {name: {} for name in DIMENSIONS}
@@ -130,9 +120,6 @@ class KpiBuilder:
         self.settled = ReturnWindow[tuple[tuple[DimensionStats, ...], str | None, Decimal | None]](
             return_window_days * 86_400, DUPLICATE_MEMORY
         )
-
-    def _in_period(self, at: float) -> bool:
-        return self._start_ts <= at < self._end_ts
 
     # -- input -------------------------------------------------------------------------------------
     def add_rejected(self, reason: str) -> None:
@@ -248,11 +235,6 @@ class KpiBuilder:
                 self.reconciliation["orphan_settlements"] += 1
 
     # -- output ------------------------------------------------------------------------------------
-    def finish(self) -> None:
-        """End of input: fire the timers due by the period's end (or the last event), close the rest."""
-        horizon = self._end_ts if self.end is not None else None
-        self.tracker.finish(horizon if horizon is not None else None)
-
     def result(self) -> dict[str, Any]:
         self.finish()
         failure_by_channel = {}
@@ -290,8 +272,7 @@ class KpiBuilder:
         return {
             "schema": SCHEMA,
             "period": {
-                "from": self.start.isoformat() if self.start else None,
-                "to": self.end.isoformat() if self.end else None,
+                **self.period_json(),
                 "first_event": self.first_event.isoformat() if self.first_event else None,
                 "last_event": self.last_event.isoformat() if self.last_event else None,
             },

@@ -2,7 +2,7 @@
 
 `ReconcileBuilder` is fed contract events (`add_event`) and refused lines (`add_rejected`) in one
 streaming pass and gives (`result()`) a count and a worklist per class of finding, plus the completeness
-of each company's days. Classes (`CLASSES`):
+of each company's days. Classes (`CLASSES`, named in findings.py):
 
 - released_not_submitted: released by the ERP, nothing from the platform `sla_hours` later;
 - unsettled_past_sla: submitted to the platform, no outcome (settled, failed, returned) `sla_hours` after
@@ -32,32 +32,23 @@ from __future__ import annotations
 
 import os
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from paysentry.analytics.sketch import MoneyTotals, shorten_reason
-from paysentry.analytics.sources import bounded_lines
-from paysentry.analytics.tracker import DAY, PaymentTracker, ReturnWindow, Track, take_back
+from paysentry.analytics.findings import CLASSES, ClassName, DayRow, Finding
+from paysentry.analytics.period import PeriodBuilder
+from paysentry.analytics.sketch import shorten_reason
+from paysentry.analytics.sources import bounded_lines, refuse_overlong
+from paysentry.analytics.tracker import DAY, ReturnWindow, Track, take_back
 from paysentry.contract import Decision, Event, action_rank
 from paysentry.decode import MAX_RECORD_BYTES
 from paysentry.invoices import normalise_invoice
 from paysentry.replay import Rejected, ordered_events
 
 SCHEMA = "paysentry.reconcile/1"
-CLASSES = (
-    "released_not_submitted",
-    "unsettled_past_sla",
-    "amount_mismatch",
-    "orphan_settlement",
-    "duplicate_payment",
-    "redelivered_event",
-    "missing_fields",
-    "invalid_event",
-)
 MAX_LISTED = 1000
 MEMORY = 200_000
 MAX_COMPANY_DAYS = 20_000  # (company, day) rows; later ones go to company "other"
@@ -74,57 +65,7 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-@dataclass(slots=True)
-class Finding:
-    """One class of finding: the full count, per company, and the first `limit` items to work through."""
-
-    limit: int
-    count: int = 0
-    by_company: Counter[str] = field(default_factory=Counter)
-    items: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, company: str | None, item: dict[str, Any]) -> None:
-        self.count += 1
-        self.by_company[company or "-"] += 1
-        if len(self.items) < self.limit:
-            self.items.append({k: v for k, v in item.items() if v is not None})
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "by_company": dict(sorted(self.by_company.items())),
-            "listed": len(self.items),
-            "items": self.items,
-        }
-
-
-@dataclass(slots=True)
-class DayRow:
-    released: int = 0
-    submitted: int = 0
-    settled: int = 0
-    failed: int = 0
-    returned: int = 0
-    cancelled: int = 0
-    open: int = 0
-    released_amount: MoneyTotals = field(default_factory=MoneyTotals)
-    settled_amount: MoneyTotals = field(default_factory=MoneyTotals)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "released": self.released,
-            "submitted": self.submitted,
-            "settled": self.settled,
-            "failed": self.failed,
-            "returned": self.returned,
-            "cancelled": self.cancelled,
-            "open": self.open,
-            "released_amount_by_currency": self.released_amount.as_json(),
-            "settled_amount_by_currency": self.settled_amount.as_json(),
-        }
-
-
-class ReconcileBuilder:
+class ReconcileBuilder(PeriodBuilder):
     def __init__(
         self,
         start: datetime | None = None,
@@ -137,19 +78,9 @@ class ReconcileBuilder:
         max_listed: int = MAX_LISTED,
         return_window_days: float = 10.0,
     ) -> None:
-        self.start, self.end, self.sla_hours = start, end, sla_hours
-        self._start_ts = start.timestamp() if start else float("-inf")
-        self._end_ts = end.timestamp() if end else float("inf")
+        super().__init__(start, end, sla_hours=sla_hours, max_tracked=max_tracked, horizon_days=horizon_days)
         self.memory = memory
-        self.tracker = PaymentTracker(
-            self._closed,
-            max_tracked=max_tracked,
-            horizon_seconds=horizon_days * 86_400,
-            sla_seconds=sla_hours * 3600,
-            on_sla=self._sla,
-            on_orphan=self._orphan,
-        )
-        self.findings = {name: Finding(max_listed) for name in CLASSES}
+        self.findings: dict[ClassName, Finding] = {name: Finding(max_listed) for name in CLASSES}
         self.days: dict[tuple[str, str], DayRow] = {}
         self.events_read = 0
         self.events_in_period = 0
@@ -163,15 +94,12 @@ class ReconcileBuilder:
         self.settled = ReturnWindow[SettledIn](return_window_days * DAY, memory)
         self.forgotten = Counter[str]()  # keys dropped from the capped memories
 
-    def _in_period(self, at: float | None) -> bool:
-        return at is not None and self._start_ts <= at < self._end_ts
-
     # -- input -------------------------------------------------------------------------------------
     def add_rejected(self, rejected: Rejected) -> None:
         """A line the contract parser refused: missing_fields or invalid_event, with its reason."""
         self.lines_refused += 1
         reason = shorten_reason(rejected.reason.split(";")[0])  # the first problem names the record's kind
-        kind = "missing_fields" if any(m in reason.lower() for m in _REQUIRED_MARKS) else "invalid_event"
+        kind: ClassName = "missing_fields" if any(m in reason.lower() for m in _REQUIRED_MARKS) else "invalid_event"
         self.reasons[reason] += 1
         self.findings[kind].add(None, {"line": rejected.line, "event_id": rejected.event_id, "reason": reason})
 
@@ -244,7 +172,7 @@ class ReconcileBuilder:
         if track.released_at is None or not self._in_period(due):
             return
         submitted = track.submitted_at is not None or track.platform_first_at is not None
-        kind = "unsettled_past_sla" if submitted else "released_not_submitted"
+        kind: ClassName = "unsettled_past_sla" if submitted else "released_not_submitted"
         self.findings[kind].add(track.company, {**self._item(track), "day": _day(due)})
 
     def _orphan(self, track: Track) -> None:
@@ -306,15 +234,12 @@ class ReconcileBuilder:
     # -- output ------------------------------------------------------------------------------------
     def result(self) -> dict[str, Any]:
         """The validation result (closes every payment still open: call once, at the end of input)."""
-        self.tracker.finish(self._end_ts if self.end is not None else None)
+        self.finish()
         forgotten = dict(sorted((self.forgotten + Counter({"settled payments": self.settled.forgotten})).items()))
         days = [{"company": company, "day": day, **row.as_json()} for (company, day), row in sorted(self.days.items())]
         return {
             "schema": SCHEMA,
-            "period": {
-                "from": self.start.isoformat() if self.start else None,
-                "to": self.end.isoformat() if self.end else None,
-            },
+            "period": self.period_json(),
             "sla_hours": self.sla_hours,
             "events": {
                 "read": self.events_read,
@@ -342,19 +267,8 @@ def reconcile_lines(
     partitions is in it. The account hash key only links accounts within the run; a throw-away one
     is used unless one is given. Returns the builder's result."""
     key = account_key or os.urandom(32)
-    number = 0
-
-    def numbered() -> Iterator[bytes]:
-        nonlocal number
-        for line in lines:
-            number += 1
-            if line is None:
-                builder.add_rejected(Rejected(f"line longer than {MAX_RECORD_BYTES} bytes", number, ""))
-                yield b""  # keeps the line numbers in step
-                continue
-            yield line
-
-    for _, _, event in ordered_events(numbered(), key, builder.add_rejected, limit=in_memory):
+    readable = refuse_overlong(lines, builder.add_rejected)
+    for _, _, event in ordered_events(readable, key, builder.add_rejected, limit=in_memory):
         builder.add_event(event)
     return builder.result()
 

@@ -39,25 +39,24 @@ def bounded_lines(path: Path, limit: int) -> Iterator[bytes | None]:
             yield line
 
 
+def refuse_overlong(lines: Iterable[bytes | None], on_rejected: Callable[[Rejected], None]) -> Iterator[bytes]:
+    """Events lines as `bounded_lines` gives them, each None (an event line too long to read) reported to
+    `on_rejected` at its line number and replaced by an empty line, which keeps the numbers in step."""
+    for number, line in enumerate(lines, start=1):
+        if line is None:
+            on_rejected(Rejected(f"line longer than {MAX_RECORD_BYTES} bytes", number, ""))
+            yield b""
+        else:
+            yield line
+
+
 def iter_events(
     path: Path, on_rejected: Callable[[Rejected], None], account_key: bytes | None = None
 ) -> Iterator[Event]:
     """Valid events of a JSON Lines file, in file order. The account hash key only links accounts within
     this run (analytics never shows a hash), so a throw-away key is used unless one is given."""
     key = account_key or os.urandom(32)
-    number = 0
-
-    def lines() -> Iterator[bytes]:
-        nonlocal number
-        for line in bounded_lines(path, MAX_RECORD_BYTES):
-            number += 1
-            if line is None:
-                on_rejected(Rejected(f"line longer than {MAX_RECORD_BYTES} bytes", number, ""))
-                yield b""  # keeps read_events' line numbers in step
-                continue
-            yield line
-
-    for item in read_events(lines(), key):
+    for item in read_events(refuse_overlong(bounded_lines(path, MAX_RECORD_BYTES), on_rejected), key):
         if isinstance(item, Rejected):
             on_rejected(item)
         else:

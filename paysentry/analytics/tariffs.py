@@ -15,15 +15,13 @@ import re
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from paysentry.contract import Channel
-from paysentry.yaml_messages import describe_validation_error
-from paysentry.yamlsource import InvalidSource, SourceError, load_yaml, read_text, validation_errors
+from paysentry.yamlsource import load_model_file
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
@@ -173,26 +171,8 @@ def default_tariffs_path() -> Path:
     return local if local.is_file() else Path(__file__).resolve().parents[2] / "config" / "channels.yaml"
 
 
-def _describe(error: ErrorDetails) -> tuple[tuple[Any, ...], str]:
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
-    return describe_validation_error(
-        error, "the tariffs file", TariffBook, loc=loc, name=".".join(map(str, loc)) or None
-    )
-
-
 def load_tariffs(path: Path) -> TariffBook:
     """The tariff book at `path`, or InvalidSource with every problem as `file:line:col: message`."""
-    shown = str(path)
-    try:
-        text = read_text(path, shown)
-    except OSError as exc:
-        raise InvalidSource([SourceError(shown, 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise InvalidSource([SourceError(shown, 1, 1, "not UTF-8 text")]) from None
-    root = load_yaml(text, shown)
-    if not isinstance(root, dict):
-        raise InvalidSource([SourceError(shown, 1, 1, "expected a mapping with amount_bands, companies and channels")])
-    try:
-        return TariffBook.model_validate(root)
-    except ValidationError as exc:
-        raise InvalidSource(validation_errors(exc, root, shown, _describe, containers_at_key=True)) from None
+    return load_model_file(
+        path, TariffBook, what="the tariffs file", expected="a mapping with amount_bands, companies and channels"
+    )

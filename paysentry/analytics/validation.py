@@ -21,29 +21,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from paysentry.alerts.model import Alert, AlertRule, PaymentFacts
 from paysentry.alerts.redact import redact_text
 from paysentry.analytics import metrics
-from paysentry.analytics.reconcile import CLASSES
+from paysentry.analytics.findings import CLASSES, ClassName
 from paysentry.contract import Severity
-from paysentry.yaml_messages import describe_validation_error
-from paysentry.yamlsource import InvalidSource, SourceError, load_yaml, read_text, validation_errors
+from paysentry.yamlsource import load_model_file
 
-ClassName = Literal[
-    "released_not_submitted",
-    "unsettled_past_sla",
-    "amount_mismatch",
-    "orphan_settlement",
-    "duplicate_payment",
-    "redelivered_event",
-    "missing_fields",
-    "invalid_event",
-]
 SUMMARIES = {
     "released_not_submitted": "payments released by the ERP and never submitted to the platform",
     "unsettled_past_sla": "payments submitted and without an outcome past the settlement SLA",
@@ -86,31 +74,16 @@ def default_validation_path() -> Path:
     return local if local.is_file() else Path(__file__).resolve().parents[2] / "config" / "validation.yaml"
 
 
-def _describe(error: ErrorDetails) -> tuple[tuple[Any, ...], str]:
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
-    return describe_validation_error(
-        error, "the validation file", ValidationConfig, loc=loc, name=".".join(map(str, loc)) or None
-    )
-
-
 def load_validation_config(path: Path) -> ValidationConfig:
-    """The thresholds at `path`, or InvalidSource with every problem as `file:line:col: message`."""
-    shown = str(path)
-    try:
-        text = read_text(path, shown)
-    except OSError as exc:
-        raise InvalidSource([SourceError(shown, 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise InvalidSource([SourceError(shown, 1, 1, "not UTF-8 text")]) from None
-    root = load_yaml(text, shown)
-    if root is None:
-        return ValidationConfig()
-    if not isinstance(root, dict):
-        raise InvalidSource([SourceError(shown, 1, 1, "expected a mapping with thresholds and severities")])
-    try:
-        return ValidationConfig.model_validate(root)
-    except ValidationError as exc:
-        raise InvalidSource(validation_errors(exc, root, shown, _describe, containers_at_key=True)) from None
+    """The thresholds at `path` (an empty file: the defaults), or InvalidSource with every problem as
+    `file:line:col: message`."""
+    return load_model_file(
+        path,
+        ValidationConfig,
+        what="the validation file",
+        expected="a mapping with thresholds and severities",
+        empty_ok=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -187,5 +160,5 @@ def validation_alert(exceeded: Exceeded, result: dict[str, Any], config: Validat
 
 def publish_metrics(result: dict[str, Any]) -> None:
     """The run's counts as gauges (does nothing unless metrics are enabled: metrics.py)."""
-    by_company = {name: result["classes"][name]["by_company"] for name in CLASSES}
+    by_company: dict[str, dict[str, int]] = {name: result["classes"][name]["by_company"] for name in CLASSES}
     metrics.publish_validation(result["counts"], by_company)

@@ -64,6 +64,7 @@ BAD_FILES = [
     ("channels: [\n", 2, 1, "invalid YAML"),
     ("channels: !!python/object/apply:os.system ['true']\n", 1, 11, "unsupported YAML tag"),
     ("- just\n- a list\n", 1, 1, "expected a mapping"),
+    ("# nothing but a comment\n", 1, 1, "expected a mapping with amount_bands, companies and channels"),
     (
         "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
         "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
@@ -98,3 +99,5 @@ def test_oversized_and_unreadable_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(InvalidSource, match="not UTF-8"):
         load_tariffs(binary)
+    with pytest.raises(InvalidSource, match=r"missing.yaml:1:1: cannot read: No such file"):
+        load_tariffs(tmp_path / "missing.yaml")

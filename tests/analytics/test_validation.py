@@ -89,6 +89,10 @@ def test_bad_thresholds_are_refused_with_their_place(tmp_path: Path, text: str, 
     assert what in message.lower() or what in message, message
 
 
+def test_an_empty_thresholds_file_is_the_defaults(tmp_path: Path) -> None:
+    assert _config("# every class alerts from its first finding\n", tmp_path) == ValidationConfig()
+
+
 def test_gauges_show_the_last_run(tmp_path: Path) -> None:
     registry_metrics = enable(PaymentMetrics())
     try:

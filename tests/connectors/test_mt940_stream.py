@@ -5,10 +5,7 @@ their SWIFT message blocks."""
 from __future__ import annotations
 
 import io
-import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from paysentry.connectors import synthetic
 from paysentry.connectors.base import Limits
 from paysentry.connectors.mt940split import statements
 from tests.connectors.support import assert_no_clear_account, convert, refused, rejections_text
-from tests.connectors.test_streaming import MEASURE, ROOT
+from tests.harness.conversion_memory import assert_memory_flat, measure_conversion
 
 STATEMENT = (
     ":20:{ref}\n:25:DE02120300000000202051\n:28C:1/1\n:60F:C261127EUR100000,00\n"
@@ -30,24 +27,12 @@ def _statement(ref: str, amount: int = 10000) -> str:
     return STATEMENT.format(ref=ref, amount=amount)
 
 
-def _measure(debits: int, folder: Path) -> dict:
-    path = folder / f"run-{debits}.sta"
-    size = synthetic.write_mt940(path, debits)
-    child = subprocess.run([sys.executable, "-c", MEASURE, str(path)], cwd=ROOT, capture_output=True, text=True,
-                           timeout=900, check=False)  # fmt: skip
-    assert child.returncode == 0, child.stderr[-2000:]
-    figures = json.loads(child.stdout.strip().splitlines()[-1])
-    assert (figures["events"], figures["refused"]) == (debits, None)
-    return {**figures, "size": size}
-
-
 def test_memory_does_not_grow_with_the_statement_file(tmp_path: Path) -> None:
-    small, large = _measure(2_000, tmp_path), _measure(20_000, tmp_path)
-    assert large["size"] > 9 * small["size"]  # ten times the bookings, ten times the bytes (~2.5 MB)
     # Read whole, the large file's text and its parsed bookings would take tens of MB more than the small
-    # one's: read statement by statement (500 bookings each), the peaks are alike.
-    assert large["peak"] < 2 * small["peak"] + 2 * 2**20, (small, large)
-    assert large["rss_kib"] < small["rss_kib"] + 24 * 1024, (small, large)
+    # one's (~2.5 MB): read statement by statement (500 bookings each), the peaks are alike.
+    small = measure_conversion(synthetic.write_mt940, 2_000, tmp_path / "small.sta")
+    large = measure_conversion(synthetic.write_mt940, 20_000, tmp_path / "large.sta")
+    assert_memory_flat(small, large)
 
 
 def test_a_damaged_statement_is_rejected_with_its_line_and_the_rest_go_on(caplog: pytest.LogCaptureFixture) -> None:

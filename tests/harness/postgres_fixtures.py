@@ -7,30 +7,20 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from devservices.postgres import PostgresServer, PostgresServerError, find_pg_bin
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+from devservices.postgres import PostgresServer, find_pg_bin
+from tests.harness.services import started, unavailable
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     if find_pg_bin() is None:
-        _unavailable("PostgreSQL is not installed (make services installs it)")
-    server = PostgresServer()
-    try:
-        server.start()
-    except PostgresServerError as exc:
-        _unavailable(f"could not start PostgreSQL: {exc}")
+        unavailable("PostgreSQL is not installed (make services installs it)")
+    server = started(PostgresServer())
     yield server
     server.stop()
 

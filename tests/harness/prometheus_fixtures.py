@@ -7,35 +7,25 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from devservices.prometheus import PrometheusError, PrometheusServer, find_prometheus
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+from devservices.prometheus import PrometheusServer, find_prometheus
+from tests.harness.services import started, unavailable
 
 
 @pytest.fixture
 def start_prometheus() -> Iterator[Callable[[list[str]], PrometheusServer]]:
     if find_prometheus() is None:
-        _unavailable("prometheus is not installed (make services installs it)")
-    started: list[PrometheusServer] = []
+        unavailable("prometheus is not installed (make services installs it)")
+    running: list[PrometheusServer] = []
 
     def start(targets: list[str]) -> PrometheusServer:
-        server = PrometheusServer(targets)
-        try:
-            server.start()
-        except PrometheusError as exc:
-            _unavailable(f"could not start prometheus: {exc}")
-        started.append(server)
+        server = started(PrometheusServer(targets))
+        running.append(server)
         return server
 
     yield start
-    for server in started:
+    for server in running:
         server.stop()

@@ -9,31 +9,20 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from devservices.redis_server import RedisServer, RedisServerError, find_redis_server
-
-
-def _unavailable(reason: str) -> None:
-    # On a developer's laptop a missing server skips; in CI (which installs it) it is a failure.
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+from devservices.redis_server import RedisServer, find_redis_server
+from tests.harness.services import started, unavailable
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     if find_redis_server() is None:
-        _unavailable("redis-server is not installed (make services installs it)")
-    server = RedisServer()
-    try:
-        server.start()
-    except RedisServerError as exc:
-        _unavailable(f"could not start redis-server: {exc}")
+        unavailable("redis-server is not installed (make services installs it)")
+    server = started(RedisServer())
     yield server
     server.stop()
 

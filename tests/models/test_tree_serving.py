@@ -5,7 +5,6 @@ model's own."""
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ from models.tree_model import TreeEnsemble
 from paysentry.cli import run_replay
 from paysentry.core import Engine
 from paysentry.replay import Replayer
-from rules.loader import DEFAULT_RULES_DIR
 from tests.builders import KEY, at, parse, release
+from tests.harness.model_rules import MODEL_RULE_ID, rulebook_with_model_rule
 from tests.learning.cardlike import CardConfig, write
 from tests.rules.helpers import one_rule, ruleset_from
 
@@ -63,20 +62,6 @@ def test_the_tree_scores_its_own_leaves(tmp_path: Path) -> None:
     assert [decided[p][1] for p in ("P1", "P2", "P3")] == [sigmoid(-3), sigmoid(3), sigmoid(3)]
 
 
-MODEL_RULE = """\
-groups:
-  - name: models
-    labels: {{team: risk-models}}
-    rules:
-      - id: model_holds
-        severity: high
-        action: hold
-        on: [payment.released]
-        expr: model_score >= {threshold}
-        labels: {{typology: model}}
-"""
-
-
 def test_replay_with_a_tree_model_trained_and_promoted_through_the_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,9 +92,7 @@ def test_replay_with_a_tree_model_trained_and_promoted_through_the_cli(
     assert len(inputs) == sum(d.event_type == "payment.released" for d in plain) > 500
     expected = sorted(model.score_one(x) for x in inputs.values())
     threshold = round(expected[int(len(expected) * 0.97)], 6)
-    rules = tmp_path / "rules"
-    shutil.copytree(DEFAULT_RULES_DIR, rules)
-    (rules / "model.rules.yaml").write_text(MODEL_RULE.format(threshold=threshold), encoding="utf-8")
+    rules = rulebook_with_model_rule(tmp_path / "rules", threshold)
     (tmp_path / "served").mkdir()
     decisions = run_replay(events, tmp_path / "served" / "d.jsonl", tmp_path / "served" / "r", rules,
                            quiet=True).decisions  # fmt: skip
@@ -118,5 +101,5 @@ def test_replay_with_a_tree_model_trained_and_promoted_through_the_cli(
     for d in released:
         score = model.score_one(inputs[d.payment_id])
         assert d.explanation["models"]["model_score"] == round(score, 6)
-        assert any(h.rule_id == "model_holds" for h in d.rule_hits) == (score >= threshold)
-    assert sum(any(h.rule_id == "model_holds" for h in d.rule_hits) for d in released) >= 5
+        assert any(h.rule_id == MODEL_RULE_ID for h in d.rule_hits) == (score >= threshold)
+    assert sum(any(h.rule_id == MODEL_RULE_ID for h in d.rule_hits) for d in released) >= 5

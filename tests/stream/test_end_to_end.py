@@ -3,26 +3,20 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from models.learning import events_of, train
-from models.registry import DirectoryStore, ModelRegistry
-from paysentry.cli import run_replay
 from paysentry.contract import action_rank
-from rules.loader import DEFAULT_RULES_DIR
-from tests.stream.conftest import MODEL_KEY, Simulated, StreamRig, assert_same_decisions
+from tests.harness.model_stream import assert_worker_serves_promoted_model_as_replay, worker_decisions
+from tests.stream.conftest import Simulated, StreamRig, assert_same_decisions
 
 pytestmark = pytest.mark.kafka
 
 
 def test_one_worker_decides_as_replay(stream_rig: StreamRig, simulated: Simulated) -> None:
-    stream_rig.produce(simulated.path)
-    stream_rig.worker("w1")
-    decisions = stream_rig.read("decisions", expect=len(simulated.decisions))
+    decisions = worker_decisions(stream_rig, simulated.path, len(simulated.decisions))
     assert_same_decisions(decisions, simulated.decisions)
     alerts = stream_rig.read("alerts", expect=0, settle=0.5)
     expected_alerts = {d["event_id"] for d in simulated.decisions if action_rank(d["action"]) >= action_rank("review")}
@@ -35,50 +29,5 @@ def test_a_rule_on_a_promoted_models_score_decides_as_replay(
 ) -> None:
     """A model trained on the stream's own verdicts, promoted in the registry, and an active rule on its
     model_score: the worker scores and decides every payment as replay does with the same registry."""
-    registry_dir = tmp_path / "models"
-    registry = ModelRegistry(DirectoryStore(registry_dir), MODEL_KEY.encode())
     learner, _ = train(events_of(simulated.path))
-    registry.register(learner.freeze(), model_id="e2e", by="test")
-    registry.promote("e2e", 1, by="test", effective_from=0)
-    monkeypatch.setenv("PAYSENTRY_MODEL_REGISTRY", str(registry_dir))
-    monkeypatch.setenv("PAYSENTRY_MODEL_SIGNING_KEY", MODEL_KEY)
-    rules_dir = tmp_path / "rules"
-    shutil.copytree(DEFAULT_RULES_DIR, rules_dir)
-    scores = sorted(d["explanation"]["models"]["model_score"] for d in _replay(simulated.path, tmp_path, None)
-                    if d["explanation"].get("models", {}).get("model_score") is not None)  # fmt: skip
-    threshold = scores[int(len(scores) * 0.98)]  # the top 2 % of payments by model_score
-    (rules_dir / "model.rules.yaml").write_text(MODEL_RULE.format(threshold=threshold), encoding="utf-8")
-    (tmp_path / "expected").mkdir()
-    expected = _replay(simulated.path, tmp_path / "expected", rules_dir)
-    assert sum(any(h["rule_id"] == "model_holds" for h in d["rule_hits"]) for d in expected) >= 5
-
-    stream_rig.produce(simulated.path)
-    stream_rig.worker("w1", PAYSENTRY_MODEL_REGISTRY=str(registry_dir), PAYSENTRY_RULES_PATH=str(rules_dir))
-    decisions = stream_rig.read("decisions", expect=len(expected))
-    assert_same_decisions(decisions, expected)
-    served = lambda ds: {d["event_id"]: d["explanation"].get("models", {}).get("model_score") for d in ds}  # noqa: E731
-    assert served(decisions) == served(expected)
-    released = [d for d in expected if d["event_type"] == "payment.released"]
-    assert {d["explanation"]["models"]["model"] for d in released} == {"e2e@v1"}
-    stream_rig.stop_all()
-
-
-def _replay(path: Path, workdir: Path, rules: Path | None) -> list[dict[str, Any]]:
-    decisions = run_replay(path, workdir / "replay.jsonl", workdir / "replay.rejected", rules, quiet=True).decisions
-    return [d.model_dump(mode="json") for d in decisions]
-
-
-MODEL_RULE = """\
-groups:
-  - name: models
-    labels: {{team: risk-models}}
-    rules:
-      - id: model_holds
-        description: the promoted model is confident and the amount matters
-        severity: high
-        action: hold
-        on: [payment.released]
-        expr: model_score >= {threshold}
-        reason: model score {{model_score:.3f}}
-        labels: {{typology: model}}
-"""
+    assert_worker_serves_promoted_model_as_replay(learner.freeze(), "e2e", stream_rig, simulated, tmp_path, monkeypatch)
