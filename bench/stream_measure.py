@@ -101,6 +101,27 @@ def segments(produced: dict[str, int], routed: dict[str, int], decided: dict[str
     ]
 
 
+def timeline(produced: dict[str, int], routed: dict[str, int], decided: dict[str, int]) -> list[str]:
+    """Latency second by second of produce time (p99 and max, whole and ingest part), so a stall at start
+    (group join, first fetch) can be told from one that recurs (checkpoints, commits, sweeps)."""
+    first = min(produced.values(), default=0)
+    whole: dict[int, list[float]] = {}
+    ingest: dict[int, list[float]] = {}
+    for event_id, decided_at in decided.items():
+        if event_id not in produced:
+            continue
+        second = (produced[event_id] - first) // 1000
+        whole.setdefault(second, []).append(float(decided_at - produced[event_id]))
+        if event_id in routed:
+            ingest.setdefault(second, []).append(float(routed[event_id] - produced[event_id]))
+    out = ["  by second      produce second: p99 / max ms (ingest p99 / max)"]
+    for second in sorted(whole):
+        part = ingest.get(second, [math.nan])
+        out.append(f"    {second:>4}s        {quantile(whole[second], 99):6,.0f} / {max(whole[second]):6,.0f}"
+                   f"   ({quantile(part, 99):6,.0f} / {max(part):6,.0f})  {len(whole[second]):,} events")  # fmt: skip
+    return out
+
+
 def hold_line(log_text: str) -> str | None:
     """The decision stage's last report of how long events waited for event-time order."""
     lines = [line for line in log_text.splitlines() if "ordering wait" in line]

@@ -71,6 +71,7 @@ from bench.stream_measure import (  # noqa: E402
     profiled,
     quantile,
     segments,
+    timeline,
 )
 from paysentry.cli import run_replay  # noqa: E402
 from paysentry.simulate import SimulationConfig, write_simulation  # noqa: E402
@@ -79,7 +80,9 @@ from stream.sinks import ensure_topics  # noqa: E402
 from stream.topics import key_for_record  # noqa: E402
 
 HASH_KEY = "bench-key"
-READY = b"[^Worker]: Ready"
+# Faust's recovery logs this once the partitions are assigned, the tables recovered and fetching resumed
+# (its "[^Worker]: Ready" comes earlier, before the consumer group has even been joined).
+READY = b"Worker ready"
 EVENTS_PER_DAY = 400  # about what the simulator makes per day with its default vendors (a lower bound)
 
 
@@ -218,6 +221,9 @@ def steady_run(args: argparse.Namespace, bootstrap: str, prefix: str, lines: lis
     print(f"  p99 at {args.rate:,.0f}/s  {quantile(latencies, 99):,.0f} ms ({ordering} ordering)")
     for line in segments(stamps, routed, decided):
         print(line)
+    if args.timeline:
+        for line in timeline(stamps, routed, decided):
+            print(line)
     hold = hold_line(worker.tail(20_000))
     print(f"  ordering wait  {hold or 'not reported'} (inside the decision stage)")
 
@@ -343,13 +349,14 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a setting for every worker (repeatable), e.g. PAYSENTRY_ORDERING=bounded",
     )
+    parser.add_argument("--timeline", action="store_true", help="steady runs: latency second by second")
     parser.add_argument("--skip-steady", action="store_true", help="only the backlog runs")
     parser.add_argument("--scale", action="store_true", help="also a backlog run with two workers")
     parser.add_argument(
         "--rounds",
         type=int,
         default=1,
-        help="repeat the minimal agent + backlog pair; print the median ratio (a shared machine)",
+        help="repeat the minimal agent + backlog pair; print the median ratio (a shared machine); 0: steady runs only",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # aiokafka's retries right after topic creation are noise here
@@ -372,6 +379,8 @@ def main() -> None:
             if not args.skip_steady:
                 for ordering in filter(None, args.orderings.split(",")):
                     steady_run(args, bootstrap, f"bench-{run_id}-steady-{ordering}.", lines, expect, workdir, ordering)
+            if not args.rounds:
+                return  # --rounds 0: the steady runs only
             ratios = []
             for round_number in range(args.rounds):
                 run = f"{run_id}-{round_number}" if round_number else run_id

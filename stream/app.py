@@ -137,6 +137,9 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
     async def flush() -> None:
         await app.producer.flush()
 
+    async def send_changelog(topic: str, key: bytes, value: bytes | None, partition: int, headers: Any) -> Any:
+        return await app.producer.send(topic, key, value, partition, None, headers)
+
     reader = OutputReader(settings)
     partition_of = functools.lru_cache(maxsize=4096)(settings.partition_for_shard)  # asked once per routed event
     ingest = IngestStage(
@@ -152,6 +155,7 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
         read_back=reader.event_ids, checkpoint_events=settings.checkpoint_events,
         checkpoint_seconds=settings.checkpoint_seconds, max_buffer=settings.max_buffer, internal_key=internal_key,
         send_deadletter=send_deadletter, faults=faults, lateness=settings.lateness_micros(),
+        send_changelog=send_changelog,
     )  # fmt: skip
 
     clock = ProgressClock(app, settings, nudges, internal_key)
@@ -198,6 +202,19 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
         log.info("ordering wait: %s", decide.ordering_wait())
         await clock.close()
         await guard.close()
+        await reader.close()
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _tables_recovered(sender: Any, **kwargs: Any) -> None:
+        # Faust sends this once the tables are restored, before fetching resumes.
+        engine_name = engine_topic.get_topic_name()
+        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == engine_name}
+        try:
+            await guard.prepare()
+            await decide.prepare(owned)
+            await clock.warm()
+        except Exception as exc:  # each partition's first record does it instead
+            log.warning("partitions not prepared ahead of their records: %r", exc)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:

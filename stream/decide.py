@@ -39,7 +39,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -58,7 +58,8 @@ from paysentry.state import (
     shard_of,
 )
 from paysentry.windows import DAY
-from stream.checkpoint import apply_entities, recover, write_checkpoint
+from stream.changelog import ChangelogBatch, Send
+from stream.checkpoint import apply_entities, cut_short, recover, write_checkpoint
 from stream.faults import NO_FAULTS, FaultHook
 from stream.partition import PartitionState, Pending, TableView
 from stream.reasons import exception_reason
@@ -86,7 +87,7 @@ class DecisionStage:
                  flush: Callable[[], Awaitable[None]], read_back: ReadBack, checkpoint_events: int,
                  checkpoint_seconds: float, max_buffer: int, internal_key: bytes,
                  send_deadletter: Callable[..., Awaitable[Any]], faults: FaultHook = NO_FAULTS,
-                 lateness: int | None = None) -> None:  # fmt: skip
+                 lateness: int | None = None, send_changelog: Send | None = None) -> None:  # fmt: skip
         self.engine, self.table, self.partitions = engine, table, partitions
         # a sweep asks for every key's shard: the answer for a shard never changes (bounded: shards are many
         # only if a producer invents company codes)
@@ -98,6 +99,7 @@ class DecisionStage:
         self.max_buffer = max_buffer
         self.faults = faults
         self.lateness = lateness  # None: exact ordering; else bounded, in event-time microseconds
+        self.send_changelog = send_changelog  # checkpoints write the table past Faust's per-write sends
         self.states: dict[int, PartitionState] = {}
         self.revoked: set[int] = set()
         self.lock = asyncio.Lock()  # one message at a time; a rebalance waits for the current one
@@ -138,9 +140,11 @@ class DecisionStage:
                     self._buffer(state, routed, pending)
             else:
                 self._buffer(state, envelope, pending)
+            if state.checkpointing is not None and state.checkpointing.done():
+                await self._settle(state)  # raises if it failed: the agent stops, as on any broker failure
             await self._release(state)
             if self._due_for_checkpoint(state):
-                await self.checkpoint(state)
+                await self._begin_checkpoint(state)
             self._ack(state)
 
     async def forget(self, partitions: set[int]) -> None:
@@ -149,11 +153,26 @@ class DecisionStage:
         async with self.lock:
             self.revoked |= partitions
             for partition in partitions:
-                self.states.pop(partition, None)
+                state = self.states.pop(partition, None)
+                if state is not None and state.checkpointing is not None:
+                    try:
+                        await self._settle(state)  # as a checkpoint under way would have: it is safe either way
+                    except Exception as exc:  # the next owner starts from the checkpoint before it
+                        log.warning("partition %d: checkpoint in flight at revocation failed: %r", partition, exc)
             await self.flush()
 
     def assigned(self, partitions: set[int]) -> None:
         self.revoked -= partitions
+
+    async def prepare(self, partitions: set[int]) -> None:
+        """Recover assigned partitions once their table is restored, before their first record, so the
+        first events after a start or a rebalance do not wait for it (reading back the outputs, scheduling
+        the timers). A partition whose last checkpoint was cut short is left to its first record: finishing
+        it writes to the table, which Faust allows only in the context of a record."""
+        async with self.lock:
+            for partition in sorted(partitions - self.revoked - self.states.keys()):
+                if not cut_short(self.table, partition):
+                    self.states[partition] = await self._recover(partition)
 
     def status(self) -> dict[int, dict[str, Any]]:
         """What each partition holds back, for the periodic status log."""
@@ -206,7 +225,7 @@ class DecisionStage:
             await self._process(state, routed, pending)
             state.awaiting.append(pending)
             if len(state.awaiting) >= self.checkpoint_events:
-                await self.checkpoint(state)
+                await self._begin_checkpoint(state)
         if mark == float("inf") and state.high:
             await self._emit(state, await self._advance(state, max(state.high.values()) // 1_000_000))
 
@@ -253,7 +272,7 @@ class DecisionStage:
         state.next_sweep = now + DAY
         swept = 0
         hints = state.expiry_hints
-        for key in set(self.table.keys()) | set(state.dirty):  # noqa: SIM118
+        for key in set(self.table.keys()) | set(state.dirty) | set(state.inflight):  # noqa: SIM118
             if now <= hints.get(key, -NEVER):
                 continue  # not idle yet: no need to decode it (a hint only ever understates)
             shard = shard_of(key)
@@ -319,39 +338,81 @@ class DecisionStage:
         return len(state.awaiting) >= self.checkpoint_events or elapsed >= self.checkpoint_seconds
 
     async def checkpoint(self, state: PartitionState) -> None:
-        """Make everything processed so far durable, in the order that makes a crash harmless."""
+        """Make everything processed so far durable; returns once it is."""
+        await self._begin_checkpoint(state)
+        await self._settle(state)
+
+    async def _begin_checkpoint(self, state: PartitionState) -> None:
+        """Start a checkpoint of everything processed so far. What it waits for (the broker's
+        acknowledgements of the outputs, then of the state) runs beside the next events, which write to
+        a fresh set of dirty entities; one checkpoint is in flight per partition, so they land in order."""
+        await self._settle(state)
         started = time.monotonic()
-        await self.flush()
-        for topic, future in state.sent:
-            metadata = future.result() if future.done() else None
-            # keep reading back from where the previous owner's outputs start until all are met again
-            if metadata is not None and not state.emitted[topic]:
-                state.out_next[topic] = max(state.out_next.get(topic, 0), metadata.offset + 1)
-        state.sent.clear()
         # an empty value is a deletion (a swept payment)
         entities = {key: encode_entity(entity) if entity is not None else b"" for key, entity in state.dirty.items()}
         hints = state.expiry_hints
         for key, entity in state.dirty.items():
             if entity is not None:
                 hints[key] = expiry_hint(entity)
-        state.generation += 1
-        write_checkpoint(self.table, state.index, state.generation, entities, state.out_next)
-        await self._faults_after_header(state, entities)
-        apply_entities(self.table, entities.items())
-        await self.flush()
+        state.inflight.update(state.dirty)  # still read by the next events until they are in the table
         state.dirty.clear()
-        for pending in state.awaiting:
-            pending.covered()
-        state.awaiting.clear()
-        state.checkpoints += 1
-        state.last_checkpoint = time.monotonic()
-        metrics.observe_checkpoint(state.last_checkpoint - started)
+        sent, state.sent = state.sent, []
+        awaiting, state.awaiting = state.awaiting, []
+        # whether every output the previous owner sent after its checkpoint was met again, as of these
+        # events: only then may the read-back point pass them (later events must not decide it)
+        met = {topic: not ids for topic, ids in state.emitted.items()}
+        state.last_checkpoint = started
+        state.checkpointing = asyncio.ensure_future(self._finish_checkpoint(state, entities, sent, awaiting, met))
 
-    async def _faults_after_header(self, state: PartitionState, entities: dict[str, bytes]) -> None:
+    async def _finish_checkpoint(self, state: PartitionState, entities: dict[str, bytes], sent: list[tuple[str, Any]],
+                                 awaiting: list[Pending], met: dict[str, bool]) -> None:  # fmt: skip
+        """The checkpoint's writes, in the order that makes a crash harmless (see the module's docstring)."""
+        started = time.monotonic()
+        await self.flush()
+        for topic, future in sent:
+            metadata = future.result() if future.done() else None
+            # keep reading back from where the previous owner's outputs start until all are met again
+            if metadata is not None and met.get(topic, True):
+                state.out_next[topic] = max(state.out_next.get(topic, 0), metadata.offset + 1)
+        state.generation += 1
+        table = self._table_writes()
+        write_checkpoint(table, state.index, state.generation, entities, state.out_next)
+        await self._send_table_writes(table, state)  # the header precedes the entities in the changelog
+        await self._faults_after_header(state, entities, table)
+        apply_entities(table, entities.items())
+        state.inflight.clear()  # in the table now, where reads find them
+        await self._send_table_writes(table, state)
+        await self.flush()
+        if isinstance(table, ChangelogBatch):
+            table.persisted(state.index)
+        for pending in awaiting:
+            pending.covered()
+        state.checkpoints += 1
+        self._ack(state)
+        metrics.observe_checkpoint(time.monotonic() - started)
+
+    async def _settle(self, state: PartitionState) -> None:
+        """Wait for the partition's checkpoint in flight, if any (raising what it raised)."""
+        task, state.checkpointing = state.checkpointing, None
+        if task is not None:
+            await task
+
+    def _table_writes(self) -> MutableMapping[str, bytes]:
+        """Where a checkpoint writes: the table, through one producer send per record when given one."""
+        return self.table if self.send_changelog is None else ChangelogBatch(self.table, self.send_changelog)
+
+    @staticmethod
+    async def _send_table_writes(table: MutableMapping[str, bytes], state: PartitionState) -> None:
+        if isinstance(table, ChangelogBatch):
+            await table.send(state.index)  # the changelog partition of the state is the partition's own
+
+    async def _faults_after_header(self, state: PartitionState, entities: dict[str, bytes],
+                                   table: MutableMapping[str, bytes]) -> None:  # fmt: skip
         """The crash points between a checkpoint's header and its entities (none in production)."""
         number = state.checkpoints + 1
         if self.faults.armed("state", number):
-            apply_entities(self.table, list(entities.items())[: len(entities) // 2])
+            apply_entities(table, list(entities.items())[: len(entities) // 2])
+            await self._send_table_writes(table, state)
             await self.flush()
             self.faults.crash("state")
         elif self.faults.armed("redo", number):

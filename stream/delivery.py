@@ -91,13 +91,21 @@ class DeliveryGuard:
             await self._seek(tp, expected)
         return False
 
+    async def prepare(self) -> None:
+        """Where each assigned partition resumes, in one round trip once the group has settled (the tables
+        are restored, fetching not yet resumed), instead of one per partition on its first record."""
+        await self._start([tp for tp in self._assigned() if tp not in self.next])
+
+    def _assigned(self) -> list[TopicPartition]:
+        consumer: Any = self.app.consumer
+        return [TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self.topics]
+
     async def watch(self) -> None:
         """Seek back a partition that has records waiting and delivers none."""
         try:
             if self.app.rebalancing:
                 return
-            consumer: Any = self.app.consumer
-            tps = [TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self.topics]
+            tps = self._assigned()
             await self._start([tp for tp in tps if tp not in self.next])
             now = time.monotonic()
             quiet = [tp for tp in tps if tp in self.next and now - max(self.moved.get(tp, now),

@@ -4,6 +4,7 @@ core's view of the table through them), the timers, the ingest groups' progress.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,16 +28,25 @@ class Pending:
         self.done = self.remaining <= 0
 
 
-class TableView:
-    """The core's StateStore over the table: reads see unsaved writes; writes wait for a checkpoint."""
+_ABSENT = object()
 
-    def __init__(self, table: Any, dirty: dict[str, Entity | None], prefix: str = "") -> None:
+
+class TableView:
+    """The core's StateStore over the table: reads see unsaved writes (those since the last checkpoint,
+    then those of the checkpoint in flight); writes wait for a checkpoint."""
+
+    def __init__(self, table: Any, dirty: dict[str, Entity | None], prefix: str = "",
+                 inflight: dict[str, Entity | None] | None = None) -> None:  # fmt: skip
         self.table, self.dirty, self.prefix = table, dirty, prefix
+        self.inflight: dict[str, Entity | None] = {} if inflight is None else inflight
 
     def get(self, key: str) -> Entity | None:
         key = self.prefix + key
-        if key in self.dirty:
-            return self.dirty[key]  # None: deleted by a sweep, not yet checkpointed
+        entity = self.dirty.get(key, _ABSENT)
+        if entity is _ABSENT:
+            entity = self.inflight.get(key, _ABSENT)
+        if entity is not _ABSENT:
+            return entity  # type: ignore[return-value]  # None: deleted by a sweep, not yet in the table
         raw = self.table.get(key)
         return decode_entity(raw) if raw else None
 
@@ -49,6 +59,9 @@ class PartitionState:
     index: int
     table: Any
     dirty: dict[str, Entity | None] = field(default_factory=dict)  # None: to be deleted
+    # the entities of the checkpoint in flight, until they are in the table (stream/decide.py)
+    inflight: dict[str, Entity | None] = field(default_factory=dict)
+    checkpointing: asyncio.Future[None] | None = None  # the checkpoint in flight
     # (order, tie-break, monotonic arrival, event, its record)
     buffer: list[tuple[tuple[int, int, int, int], int, float, Routed, Pending]] = field(default_factory=list)
     unacked: deque[Pending] = field(default_factory=deque)
@@ -72,5 +85,5 @@ class PartitionState:
     expiry_hints: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.store = TableView(self.table, self.dirty)
-        self.master = TableView(self.table, self.dirty, MASTER_PREFIX.format(partition=self.index))
+        self.store = TableView(self.table, self.dirty, inflight=self.inflight)
+        self.master = TableView(self.table, self.dirty, MASTER_PREFIX.format(partition=self.index), self.inflight)

@@ -74,6 +74,10 @@ class ProgressClock:
     async def close(self) -> None:
         await self.offsets.close()
 
+    async def warm(self) -> None:
+        """Start the offset clients ahead of the first tick, which the first records would wait for."""
+        await self.offsets.warm()
+
     async def _tick(self) -> None:
         generation = self.app.consumer_generation_id
         if self.app.rebalancing:

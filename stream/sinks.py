@@ -60,31 +60,54 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
 
 
 class OutputReader:
-    """Reads back the event ids a partition of `decisions` or `alerts` holds from an offset on."""
+    """Reads back the event ids a partition of `decisions` or `alerts` holds from an offset on.
+
+    One client for every read-back (a new owner reads two topics per partition it takes over): starting
+    a client costs a connection and a metadata round trip, which a partition's first events would wait for.
+    """
 
     def __init__(self, settings: StreamSettings) -> None:
         self.settings = settings
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()  # one read-back at a time: the client is assigned one partition per read
 
     async def event_ids(self, short_name: str, partition: int, start: int) -> set[str]:
         tp = TopicPartition(self.settings.topic(short_name), partition)
-        consumer = AIOKafkaConsumer(**self.settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            ids: set[str] = set()
-            if start >= end:
+        async with self._lock:
+            consumer = await self._client()
+            try:
+                consumer.assign([tp])
+                end = (await consumer.end_offsets([tp]))[tp]
+                ids: set[str] = set()
+                if start >= end:
+                    return ids
+                consumer.seek(tp, start)
+                while await consumer.position(tp) < end:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    for message in batch.get(tp, []):
+                        for name, value in message.headers or ():
+                            if name == EVENT_ID_HEADER:
+                                ids.add(value.decode())
                 return ids
-            consumer.seek(tp, start)
-            while await consumer.position(tp) < end:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                for message in batch.get(tp, []):
-                    for name, value in message.headers or ():
-                        if name == EVENT_ID_HEADER:
-                            ids.add(value.decode())
-            return ids
-        finally:
+            except BaseException:
+                await self._drop()  # a client that failed mid-read is not trusted with the next one
+                raise
+
+    async def _client(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(**self.settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False)
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def _drop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
             await consumer.stop()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
 
 
 async def read_topic(
@@ -127,17 +150,25 @@ class BrokerOffsets:
             self._probe = probe
         return self._probe
 
+    async def warm(self) -> None:
+        await self.probe()
+        await self._admin_client()
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(**self.settings.aiokafka_kwargs())
+            await admin.start()
+            self._admin = admin
+        return self._admin
+
     async def end(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return dict(await (await self.probe()).end_offsets(tps))
 
     async def resume_points(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Where the group resumes each partition: its committed offset, or the earliest one when it has
         none or it was deleted (`auto_offset_reset="earliest"`)."""
-        if self._admin is None:
-            admin = AIOKafkaAdminClient(**self.settings.aiokafka_kwargs())
-            await admin.start()
-            self._admin = admin
-        committed = await self._admin.list_consumer_group_offsets(self.settings.group_id, partitions=tps)
+        admin = await self._admin_client()
+        committed = await admin.list_consumer_group_offsets(self.settings.group_id, partitions=tps)
         earliest = await (await self.probe()).beginning_offsets(tps)
         points: dict[TopicPartition, int] = {}
         for tp in tps:

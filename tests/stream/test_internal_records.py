@@ -68,8 +68,13 @@ class Rig:
             headers = [(SIGNATURE_HEADER, sign_envelope(key, value))]
         record = Record(value, Message(ENGINE, 0, len(self.records), headers))
         self.records.append(record)
-        asyncio.run(self.stage.handle(record))
+        asyncio.run(self._handle(record))
         return record
+
+    async def _handle(self, record: Record) -> None:
+        await self.stage.handle(record)
+        for state in self.stage.states.values():  # the broker acknowledged what a checkpoint wrote
+            await self.stage._settle(state)
 
     @property
     def decided(self) -> list[str]:
