@@ -149,7 +149,7 @@ def profile_summary(path: Path) -> list[str]:
     wanted = {
         ("stream/decide.py", "handle"): "decision agent (DecisionStage.handle)",
         ("paysentry/core.py", "process"): "  Engine.process",
-        ("stream/decide.py", "checkpoint"): "  checkpoints",
+        ("stream/decide.py", "_begin_checkpoint"): "  checkpoints begun",
         ("stream/decide.py", "_emit"): "  outputs (_emit)",
         ("stream/decide.py", "_sweep"): "  sweeps of finished payments",
         ("stream/decide.py", "_advance"): "  timers (_advance)",

@@ -272,11 +272,17 @@ class DecisionStage:
         state.next_sweep = now + DAY
         swept = 0
         hints = state.expiry_hints
-        for key in set(self.table.keys()) | set(state.dirty) | set(state.inflight):  # noqa: SIM118
+        if not state.keys_known:
+            # once per owner: the partition's keys in the table (the table holds every partition's); from
+            # then on every key this owner writes gets a hint at its checkpoint, and a deletion drops it
+            for key in self.table.keys():  # noqa: SIM118
+                if key not in hints and self._owned_entity(key, state.index):
+                    hints[key] = -NEVER
+            state.keys_known = True
+        for key in set(hints) | set(state.dirty) | set(state.inflight):
             if now <= hints.get(key, -NEVER):
                 continue  # not idle yet: no need to decode it (a hint only ever understates)
-            shard = shard_of(key)
-            if shard is None or shard.startswith(("~", "#")) or self.partition_of(shard) != state.index:
+            if not self._owned_entity(key, state.index):
                 continue
             entity = state.store.get(key)
             if entity is None:
@@ -291,6 +297,11 @@ class DecisionStage:
                 hints[key] = expiry_hint(entity)
         if swept:
             log.info("partition %d: swept %d entities idle past their horizon", state.index, swept)
+
+    def _owned_entity(self, key: str, partition: int) -> bool:
+        """A key of one of the partition's shards (not master data, not a checkpoint record)."""
+        shard = shard_of(key)
+        return shard is not None and not shard.startswith(("~", "#")) and self.partition_of(shard) == partition
 
     # -- timers (as paysentry.replay.Replayer, per partition) -------------------------------------
     async def _advance(self, state: PartitionState, now: int) -> list[Decision]:

@@ -30,6 +30,8 @@ waits at most the linger for its batch.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections import deque
@@ -56,6 +58,7 @@ from stream.topics import (
 )
 
 log = logging.getLogger(__name__)
+_ARRIVALS = itertools.count()  # tie-break of waiting events with the same order (never compares events)
 PAYMENT_SOURCES = (ERP, PSP, LABELS)
 NUDGE = "ingest.ticks"
 MAX_BATCH_BYTES = 256 * 1024  # an engine.events batch stays well below Kafka's 1 MB message limit
@@ -84,8 +87,9 @@ class Group:
     next_offset: dict[str, int] = field(default_factory=dict)  # topic -> next offset to process
     start: dict[str, int] = field(default_factory=dict)  # topic -> where this owner started (committed)
     highwater: dict[str, int] = field(default_factory=dict)
-    waiting: list[tuple[Routed, Event, _Pending]] = field(default_factory=list)
-    waiting_sorted: bool = True
+    # events that must wait for the other inbound partitions, a heap in event-time order:
+    # (Routed.order(), arrival tie-break, routed, event, its record)
+    waiting: list[tuple[tuple[int, int, int, int], int, Routed, Event, _Pending]] = field(default_factory=list)
     unacked: dict[str, deque[_Pending]] = field(default_factory=dict)
 
     caught_up_since: dict[str, float] = field(default_factory=dict)
@@ -120,7 +124,7 @@ class Group:
 
     def low(self) -> int | None:
         """Nothing routed from now on is older than this (None: idle)."""
-        bounds = [r.ts for r, _, _ in self.waiting]
+        bounds = [self.waiting[0][0][0]] if self.waiting else []  # the oldest waiting event's time
         bounds += [self.seen.get(t, 0) for t in INBOUND if not self.idle(t)]
         return min(bounds) if bounds else None
 
@@ -263,8 +267,7 @@ class IngestStage:
         elif event.payment_id in self.routes or not group.must_wait(topic, ts):
             self._route(routed, event, pending)
         else:
-            group.waiting.append((routed, event, pending))
-            group.waiting_sorted = False
+            heapq.heappush(group.waiting, (routed.order(), next(_ARRIVALS), routed, event, pending))
 
     def _route(self, routed: Routed, event: Event, pending: _Pending) -> None:
         shard = shard_for(event, self.routes)
@@ -280,21 +283,15 @@ class IngestStage:
 
     async def _release(self, group: Group) -> None:
         """Route the waiting events whose turn has come, oldest first (the first that must still wait
-        holds back every later one, so only a prefix of the sorted list moves)."""
-        if not group.waiting:
-            return
-        if not group.waiting_sorted:
-            group.waiting.sort(key=lambda item: item[0].order())
-            group.waiting_sorted = True
-        released = 0
-        for routed, event, pending in group.waiting:
+        holds back every later one)."""
+        waiting = group.waiting
+        while waiting:
+            _, _, routed, event, pending = waiting[0]
             topic = {"psp": PSP, "label": LABELS}.get(event.family, ERP)
             if event.payment_id not in self.routes and group.must_wait(topic, routed.ts):
                 break
+            heapq.heappop(waiting)
             self._route(routed, event, pending)
-            released += 1
-        if released:
-            del group.waiting[:released]
 
     async def _nudge(self, group: Group, value: Any) -> None:
         """A periodic nudge from this worker's clock: fresh high-water marks, then report progress."""

@@ -83,6 +83,7 @@ class PartitionState:
     # entity key -> event time up to which it is surely not idle (paysentry.state.expiry_hint), so a sweep
     # decodes only the entities that may have gone idle since; a later write only moves the bound on
     expiry_hints: dict[str, int] = field(default_factory=dict)
+    keys_known: bool = False  # every key of the partition has a hint (after the first sweep)
 
     def __post_init__(self) -> None:
         self.store = TableView(self.table, self.dirty, inflight=self.inflight)

@@ -115,3 +115,16 @@ def _decode(raw: bytes):  # type: ignore[no-untyped-def]
     from paysentry.state import decode_entity
 
     return decode_entity(raw)
+
+
+def test_after_the_first_sweep_only_the_partitions_own_keys_are_visited_new_ones_included() -> None:
+    table: dict[str, bytes] = {"CN01/p:OLD": _record("OLD", "settled", NOW - 2 * DAY),
+                               "US01/p:OTHER": _record("OTHER", "settled", NOW - 40 * DAY)}  # fmt: skip
+    stage = _stage(table)
+    state = PartitionState(0, table)
+    stage._sweep(state, NOW)
+    assert set(state.expiry_hints) == {"CN01/p:OLD"}  # the other partition's keys are not this owner's
+    state.dirty["CN01/p:NEW"] = _decode(_record("NEW", "settled", NOW + DAY))  # first written after that sweep
+    asyncio.run(stage.checkpoint(state))
+    stage._sweep(state, NOW + 200 * DAY)
+    assert state.dirty == {"CN01/p:OLD": None, "CN01/p:NEW": None}
