@@ -20,17 +20,16 @@ from faust.types import TP
 Send = Callable[[str, bytes, bytes | None, int, Any], Awaitable[Any]]
 
 
-class ChangelogBatch(MutableMapping[str, bytes]):
+class ChangelogBatch(MutableMapping[str, Any]):
     """The table as the checkpoint functions see it: reads as the table, writes kept until `send`."""
 
     def __init__(self, table: Any, send: Send) -> None:
         self.table, self._send = table, send
-        self.pending: list[tuple[str, bytes | None]] = []
+        self.pending: list[tuple[str, Any]] = []  # (key, value as the table holds it; None: deleted)
         self._last: Any = None  # the future of the last record sent
 
-    def __getitem__(self, key: str) -> bytes:
-        value: bytes = self.table[key]
-        return value
+    def __getitem__(self, key: str) -> Any:
+        return self.table[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.table.get(key, default)
@@ -44,7 +43,7 @@ class ChangelogBatch(MutableMapping[str, bytes]):
     def __len__(self) -> int:
         return len(self.table)
 
-    def __setitem__(self, key: str, value: bytes) -> None:
+    def __setitem__(self, key: str, value: Any) -> None:
         self.table.data[key] = value  # the local store, without the table's own changelog send
         self.pending.append((key, value))
 

@@ -35,7 +35,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,8 +137,10 @@ class IngestStage:
                  short_name: Callable[[str], str], send_engine: Send, send_deadletter: Send,
                  idle_after: float = 1.0, time_window: TimeWindow = DEFAULT_TIME_WINDOW,
                  clock: Callable[[], float] = time.time, linger: float = 0.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 monotonic: Callable[[], float] = time.monotonic,
+                 send_routes: Callable[[], Awaitable[None]] | None = None) -> None:  # fmt: skip
         self.idle_after = idle_after
+        self.send_routes = send_routes  # the routes table's new entries, sent with each micro-batch
         self.linger, self.monotonic = linger, monotonic
         self.time_window = time_window
         self.clock = clock  # the stream's clock, for the plausibility of event times
@@ -223,6 +225,8 @@ class IngestStage:
         inbound records it came from done (they are acknowledged in offset order)."""
         outbox, pending = self.outbox, self.outbox_pending
         self.outbox, self.outbox_bytes, self.outbox_pending, self.outbox_since = {}, 0, [], None
+        if self.send_routes is not None:
+            await self.send_routes()  # before the records that made the routes count as done
         for partition, encoded in sorted(outbox.items()):
             await self.send_engine(key=b"~batch", value=Batch.encode_items(encoded), partition=partition)
         for item in pending:
