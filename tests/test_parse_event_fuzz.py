@@ -131,3 +131,27 @@ def test_mutated_examples_keep_accounts_masked_and_round_trip(data: dict[str, An
         _check(encoded, now)
         _check(encoded.replace(b'"payee_account"', b'"payee\\u005faccount"'), now)
     _check(data, now)
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(alphabet=st.sampled_from('ab":\\\n {}'), max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(value=_json_values, spaced=st.booleans())
+def test_the_string_scanner_finds_every_string_and_key_as_a_json_reader_pairs_them(value: Any, spaced: bool) -> None:
+    """The duplicate-key check counts keys with `_STRING_TOKEN`; it must pair quotes exactly as the
+    plain per-character form of the pattern does, escapes and colons inside strings included."""
+    import re
+
+    from paysentry.decode import _STRING_TOKEN
+
+    reference = re.compile(r'"(?:[^"\\]|\\.)*"(\s*:)?')
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if spaced else None).decode()
+    assert _STRING_TOKEN.findall(text) == reference.findall(text)
