@@ -91,6 +91,17 @@ def read_text(path: Path, shown: str) -> str:
     return data.decode("utf-8")
 
 
+def read_source(path: Path, shown: str | None = None) -> str:
+    """`read_text`, with the reasons a file cannot be read worded as every loader words them (at 1:1)."""
+    shown = str(path) if shown is None else shown
+    try:
+        return read_text(path, shown)
+    except OSError as exc:
+        raise InvalidSource([SourceError(shown, 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidSource([SourceError(shown, 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+
+
 def _at(path: str, event: Event, message: str) -> InvalidSource:
     mark = event.start_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -282,13 +293,7 @@ def load_model_file(path: Path, model: type[ModelT], *, what: str, expected: str
     file"), `expected` what its top level must be ("a mapping with ..."); an empty file is the model's
     defaults when `empty_ok`, else refused like any other non-mapping."""
     shown = str(path)
-    try:
-        text = read_text(path, shown)
-    except OSError as exc:
-        raise InvalidSource([SourceError(shown, 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise InvalidSource([SourceError(shown, 1, 1, "not UTF-8 text")]) from None
-    root = load_yaml(text, shown)
+    root = load_yaml(read_source(path, shown), shown)
     if root is None and empty_ok:
         return model()
     if not isinstance(root, dict):

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from paysentry.yaml_messages import describe_validation_error
-from paysentry.yamlsource import InvalidSource, SourceError, load_yaml, position, read_text, validation_errors
+from paysentry.yamlsource import InvalidSource, SourceError, load_yaml, position, read_source, validation_errors
 
 RuleError = SourceError
 """One problem in a rules directory, printed as `file:line:col: message` (1-based)."""
@@ -50,12 +50,9 @@ class Source:
     @classmethod
     def read(cls, path: Path, shown: str, errors: list[RuleError]) -> Source | None:
         try:
-            text = read_text(path, shown)
+            text = read_source(path, shown)
         except InvalidSource as exc:
             errors.extend(exc.errors)
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(RuleError(shown, 1, 1, f"cannot read file: {exc}"))
             return None
         return cls.parse(text, shown, errors)
 

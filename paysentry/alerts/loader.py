@@ -27,7 +27,7 @@ from paysentry.alerts.routes_yaml import (
     substitute_env,
 )
 from paysentry.alerts.templates import PLACEHOLDERS
-from paysentry.yamlsource import InvalidSource, read_text
+from paysentry.yamlsource import InvalidSource, read_source
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +76,9 @@ def route_too_deep(root: CommentedMap) -> Loc | None:
 def load_routes(path: str | Path, environ: Mapping[str, str] | None = None) -> RoutesConfig:
     path = Path(path)
     try:
-        text = read_text(path, str(path))
+        text = read_source(path)
     except InvalidSource as exc:
         raise ConfigError(exc.errors) from None
-    except OSError as exc:
-        raise ConfigError([ConfigIssue(str(path), 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigIssue(str(path), 1, 1, f"cannot read: not UTF-8 text ({exc.reason})")]) from None
     return parse_routes(text, str(path), environ)
 
 

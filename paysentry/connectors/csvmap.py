@@ -35,7 +35,7 @@ from ruamel.yaml.comments import CommentedMap
 from paysentry.connectors.base import zone
 from paysentry.contract import CHANNELS, EVENT_TYPES
 from paysentry.yaml_messages import Loc, describe_validation_error
-from paysentry.yamlsource import InvalidSource, SourceError, load_yaml, read_text, validation_errors
+from paysentry.yamlsource import InvalidSource, SourceError, load_yaml, read_source, validation_errors
 
 ContractField = Literal[
     "event_id", "event_time", "payment_id", "company_code", "vendor_id", "vendor_name", "invoice_id", "po_id",
@@ -160,10 +160,4 @@ def _plain(node: Any) -> Any:
 
 
 def load_mapping(path: Path) -> CsvMapping:
-    try:
-        text = read_text(path, str(path))
-    except OSError as exc:
-        raise InvalidSource([SourceError(str(path), 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise InvalidSource([SourceError(str(path), 1, 1, "not UTF-8 text")]) from None
-    return parse_mapping(text, str(path))
+    return parse_mapping(read_source(path), str(path))

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from paysentry.yaml_messages import describe_validation_error
-from paysentry.yamlsource import InvalidSource, SourceError, read_text, validation_errors
+from paysentry.yamlsource import InvalidSource, SourceError, read_source, validation_errors
 from paysentry.yamlsource import load_yaml as load_yaml_tree
 
 ApproverRole = Literal["analyst", "lead", "treasury"]
@@ -154,12 +154,8 @@ def load_approvals(path: Path) -> ApprovalConfig:
     """The approvals file at `path`, or ApprovalsError listing every problem as file:line:col."""
     shown = str(path)
     try:
-        text = read_text(path, shown)
+        text = read_source(path, shown)
         root = load_yaml_tree(text, shown)
-    except OSError as exc:
-        raise ApprovalsError([SourceError(shown, 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise ApprovalsError([SourceError(shown, 1, 1, "not UTF-8 text")]) from None
     except InvalidSource as exc:
         raise ApprovalsError(exc.errors) from None
     if root is None:
