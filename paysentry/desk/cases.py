@@ -160,6 +160,7 @@ def release(
 ) -> str:
     """Add `user`'s approval to release the payment. Returns "released" when it completes the case's
     approval policy, else "approved" (more approvals are needed)."""
+    _still_at(case, seen_version)  # a case resolved meanwhile is a conflict (409), not "already closed"
     if case.state in CLOSED:
         raise CaseError(f"case is already {case.state}")
     if verdict not in RELEASE_VERDICTS:

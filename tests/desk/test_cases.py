@@ -78,6 +78,24 @@ def test_state_machine_open_review_reject(db: Session, sessions: sessionmaker[Se
         cases.release(db, case, case.version, user, verdict="legit", typology=None, reason=None, approvals=approvals)
 
 
+def test_a_release_decided_on_a_version_someone_else_has_since_closed_is_a_conflict(
+    db: Session, sessions: sessionmaker[Session], approvals
+) -> None:
+    """The race of two people resolving at once, in the order where the rejection lands first: the
+    release that saw the open case is told it changed meanwhile (409), not that it is closed (422)."""
+    add_user(sessions, "ana", "analyst")
+    add_user(sessions, "bob", "analyst")
+    importer.import_decision(db, decision("P1", "e1", action="review"), approvals=approvals)
+    db.commit()
+    case = _case(db, "P1")
+    seen = case.version
+    cases.reject(db, case, seen, get_user(db, "bob"), verdict="fraud", typology=None, reason=None)
+    db.commit()
+    with pytest.raises(cases.CaseConflict):
+        cases.release(db, case, seen, get_user(db, "ana"), verdict="legit", typology=None, reason=None,
+                      approvals=approvals)  # fmt: skip
+
+
 def test_a_viewer_cannot_reject_or_release(db: Session, sessions: sessionmaker[Session], approvals) -> None:
     add_user(sessions, "vic", "viewer")
     importer.import_decision(db, decision("P1", "e1", action="review"), approvals=approvals)
