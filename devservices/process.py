@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, ClassVar, Self
@@ -39,7 +40,7 @@ class ServiceError(RuntimeError):
     """A loopback server could not be started."""
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     """One server process. `start()` waits until `ready()`; `stop()` ends it and removes its directory."""
 
     name: ClassVar[str]  # how messages name the server
@@ -59,19 +60,21 @@ class LoopbackServer:
         self._log: IO[bytes] | None = None
 
     # -- what a server says about itself -------------------------------------------------------------
+    @abstractmethod
     def _check_installed(self) -> None:
         """Raise `error` saying how to install the server when its binary is missing."""
 
+    @abstractmethod
     def _command(self, workdir: Path) -> list[str]:
         """Prepare `workdir` (configuration, data folder) and give the command line that runs the server."""
-        raise NotImplementedError
 
     def _popen_options(self) -> dict[str, Any]:
         """Further subprocess.Popen arguments (e.g. the account to run as)."""
         return {}
 
+    @abstractmethod
     def ready(self) -> bool:
-        raise NotImplementedError
+        """True once the server answers."""
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> Self:

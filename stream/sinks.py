@@ -59,6 +59,13 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
         await asyncio.sleep(0.1)
 
 
+async def standalone_consumer(settings: StreamSettings) -> AIOKafkaConsumer:
+    """A started client outside any consumer group (it reads offsets and records, commits nothing)."""
+    consumer = AIOKafkaConsumer(**settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    return consumer
+
+
 class OutputReader:
     """Reads back the event ids a partition of `decisions` or `alerts` holds from an offset on.
 
@@ -95,9 +102,7 @@ class OutputReader:
 
     async def _client(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(**self.settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False)
-            await consumer.start()
-            self._consumer = consumer
+            self._consumer = await standalone_consumer(self.settings)
         return self._consumer
 
     async def _drop(self) -> None:
@@ -145,9 +150,7 @@ class BrokerOffsets:
 
     async def probe(self) -> AIOKafkaConsumer:
         if self._probe is None:
-            probe = AIOKafkaConsumer(**self.settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False)
-            await probe.start()
-            self._probe = probe
+            self._probe = await standalone_consumer(self.settings)
         return self._probe
 
     async def warm(self) -> None:

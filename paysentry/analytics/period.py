@@ -5,12 +5,13 @@ outcome `sla_hours` after its release (`_sla`), or turns out to be one the ERP n
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import datetime
 
 from paysentry.analytics.tracker import DAY, PaymentTracker, Track
 
 
-class PeriodBuilder:
+class PeriodBuilder(ABC):
     def __init__(
         self,
         start: datetime | None,
@@ -35,14 +36,14 @@ class PeriodBuilder:
     def _in_period(self, at: float | None) -> bool:
         return at is not None and self._start_ts <= at < self._end_ts
 
-    def _closed(self, track: Track, reason: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _closed(self, track: Track, reason: str) -> None: ...
 
-    def _sla(self, track: Track) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _sla(self, track: Track) -> None: ...
 
-    def _orphan(self, track: Track) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _orphan(self, track: Track) -> None: ...
 
     def finish(self) -> None:
         """End of input: fire the timers due by the period's end (or the last event), close the rest."""
