@@ -12,6 +12,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# A settlement takes days, not months; the bound also keeps a payment's life after its last event finite,
+# which is what lets routes expire (paysentry/sharding.py).
+MAX_SETTLEMENT_SLA_HOURS = 30 * 24
+
 
 class CompanyParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -23,7 +27,7 @@ class CompanyParams(BaseModel):
     approval_limit: Decimal | None = Field(default=None, gt=0)
     business_hours: tuple[int, int] = Field(default=(7, 20), description="local [start, end) hours")
     business_days: tuple[int, ...] = Field(default=(0, 1, 2, 3, 4), description="0 = Monday")
-    settlement_sla_hours: float = Field(default=48.0, gt=0)
+    settlement_sla_hours: float = Field(default=48.0, gt=0, le=MAX_SETTLEMENT_SLA_HOURS)
 
     @field_validator("timezone")
     @classmethod

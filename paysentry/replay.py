@@ -10,7 +10,6 @@ so the state stays bounded and the sweep's timing never changes a decision.
 
 from __future__ import annotations
 
-import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from paysentry.core import Engine
 from paysentry.event_time import epoch
 from paysentry.ordering import IN_MEMORY_ITEMS, time_ordered
 from paysentry.redaction import redact_raw
-from paysentry.sharding import UNKNOWN_SHARD, shard_for
+from paysentry.sharding import Route, route_week, shard_for
 from paysentry.state import (
     Entity,
     PaymentRecord,
@@ -122,12 +121,13 @@ class Replayer:
     engine: Engine
     account_key: bytes
     store: MemoryStateStore = field(default_factory=MemoryStateStore)
-    routes: dict[str, str] = field(default_factory=dict)  # payment id -> shard, swept with its payment
+    routes: dict[str, Route] = field(default_factory=dict)  # payment id -> its shard, swept once expired
     sweep_interval: int | None = DAY  # event time between sweeps (None: never sweep)
     # timers that raised, as (payment id, reason): the shell reports them, the run goes on
     timer_failures: list[tuple[str, str]] = field(default_factory=list)
     timers: TimerQueue = field(default_factory=TimerQueue)
     _next_sweep: int = 0
+    _routes_swept: int = -1  # the week of the last sweep of routes
 
     def run(
         self,
@@ -172,25 +172,13 @@ class Replayer:
         if event.family == "vendor":
             self.engine.apply_master(event, self.store)
             return None
-        if event.payment_id:
-            self._forget_expired_route(event.payment_id, now)
-        shard = shard_for(event, self.routes)
-        if event.payment_id:  # one copy of each shard name, however many payments point at it
-            shard = self.routes[event.payment_id] = sys.intern(shard)
+        shard = shard_for(event, self.routes, now)
         decision = self.engine.process(event, self.store, shard=shard)
         if event.payment_id:
-            self._schedule(event.payment_id)
+            self._schedule(event.payment_id, shard)
         if self.sweep_interval is not None and now >= self._next_sweep:
             self._sweep(now)
         return decision
-
-    def _forget_expired_route(self, payment_id: str, now: int) -> None:
-        """A payment that reads as absent has no shard either, swept or not."""
-        shard = self.routes.get(payment_id)
-        if shard is not None:
-            record = self.store.get(key_for(PaymentRecord, payment_id, shard))
-            if record is None or self.engine.expired(record, now):
-                del self.routes[payment_id]
 
     def advance(self, now: int) -> list[Decision]:
         """Fire the timers due by event time `now`."""
@@ -201,21 +189,22 @@ class Replayer:
             except Exception as exc:  # one payment's failure must not stop the run
                 self.timer_failures.append((payment_id, f"{type(exc).__name__}: {exc}"))
                 continue
-            self._schedule(payment_id)
+            self._schedule(payment_id, shard)
         return decisions
 
     def _sweep(self, now: int) -> None:
         """Delete what already reads as absent at event time `now` (so it cannot change a decision)."""
         self._next_sweep = now + (self.sweep_interval or DAY)
         for key in self.store.maybe_idle(now):
-            entity = self.store[key]
-            if self.engine.expired(entity, now):
+            if self.engine.expired(self.store[key], now):
                 del self.store[key]
-                if isinstance(entity, PaymentRecord) and entity.payment_id:
-                    self.routes.pop(entity.payment_id, None)
+        week = route_week(now)
+        if week > self._routes_swept:  # routes expire by the week: one pass a week is enough
+            self._routes_swept = week
+            for payment_id in [p for p, route in self.routes.items() if route.expired_by(week)]:
+                del self.routes[payment_id]
 
-    def _schedule(self, payment_id: str) -> None:
-        shard = self.routes.get(payment_id, UNKNOWN_SHARD)
+    def _schedule(self, payment_id: str, shard: str) -> None:
         record = self.store.get(key_for(PaymentRecord, payment_id, shard))
         due = self.engine.due_at(record) if isinstance(record, PaymentRecord) else None
         self.timers.schedule(payment_id, due, shard)

@@ -4,25 +4,72 @@ reads (the company's vendors, users, accounts, channels and payments) lives on o
 A payment keeps the shard of its first event: a later event of the same payment lands on the same
 shard even when it lacks a company code (platform events never carry one). Vendor master data is not
 sharded: every shard reads it (a replicated table in the stream).
+
+Routes are bounded like the rest of the state. A route remembers the week (in event time) of the newest
+event it routed, and reads as absent once `ROUTE_MEMORY_WEEKS` have passed since then: by that time the
+payment's record is surely idle past its own horizon (`PROFILE_MEMORY` after its last event or timer,
+and a timer falls due at most `MAX_SETTLEMENT_SLA` after the last event). Expiry is a function of event
+times alone, and the stamp only ever moves to a later week (a maximum, whatever order the events come
+in), so replay and every stream worker route alike, and a sweep may delete an expired route whenever it
+likes.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import sys
+from typing import NamedTuple, Protocol
 
 from paysentry.contract import Event
+from paysentry.params import MAX_SETTLEMENT_SLA_HOURS
+from paysentry.state import PROFILE_MEMORY
+from paysentry.windows import DAY, HOUR
 
 UNKNOWN_SHARD = "_"
+ROUTE_STAMP = 7 * DAY  # a route is written again only when its payment's events reach a later week
+ROUTE_MEMORY_WEEKS = -(-(PROFILE_MEMORY + int(MAX_SETTLEMENT_SLA_HOURS * HOUR)) // ROUTE_STAMP)  # ceiling
 
 
-def shard_for(event: Event, routes: MutableMapping[str, str]) -> str:
-    """The event's shard; remembers a payment's shard in `routes` (payment_id -> shard)."""
+class Route(NamedTuple):
+    shard: str
+    week: int  # event-time week of the newest event routed by it (`route_week`)
+
+    def expired_by(self, week: int) -> bool:
+        return week > self.week + ROUTE_MEMORY_WEEKS
+
+
+class RouteMap(Protocol):
+    """payment id -> Route: a dict in replay, the `routes` table in the stream (stream/routes.py)."""
+
+    def get(self, key: str, /) -> Route | None: ...
+
+    def __setitem__(self, key: str, value: Route, /) -> None: ...
+
+
+def route_week(at: int) -> int:
+    """The week of event time `at` (epoch seconds) as routes stamp it."""
+    return at // ROUTE_STAMP
+
+
+def live_route(routes: RouteMap, payment_id: str | None, at: int) -> Route | None:
+    """The payment's route as an event at `at` sees it (None: none, or expired)."""
+    if not payment_id:
+        return None
+    route = routes.get(payment_id)
+    return None if route is None or route.expired_by(route_week(at)) else route
+
+
+def shard_for(event: Event, routes: RouteMap, at: int) -> str:
+    """The shard of `event` (at event time `at`, epoch seconds); remembers a payment's shard in `routes`
+    (payment_id -> Route), and moves the route's stamp on when the event is in a later week."""
     payment_id = event.payment_id
-    if payment_id:
-        known = routes.get(payment_id)
-        if known is not None:
-            return known
-    shard = event.company_code or UNKNOWN_SHARD
-    if payment_id:
-        routes[payment_id] = shard
+    if not payment_id:
+        return event.company_code or UNKNOWN_SHARD
+    week = route_week(at)
+    route = routes.get(payment_id)
+    if route is not None and not route.expired_by(week):
+        if week > route.week:
+            routes[payment_id] = Route(route.shard, week)
+        return route.shard
+    shard = sys.intern(event.company_code or UNKNOWN_SHARD)  # one copy per shard, however many payments
+    routes[payment_id] = Route(shard, week)
     return shard

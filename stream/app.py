@@ -29,7 +29,6 @@ from rules.reload import RulesHolder
 from rules.signal import ReloadListener
 from stream.alerts_agent import register_alerts
 from stream.cases_agent import register_cases
-from stream.changelog import ChangelogBatch, Send
 from stream.decide import DecisionStage
 from stream.delivery import DeliveryGuard, records_queued
 from stream.faults import NO_FAULTS, FaultHook
@@ -37,6 +36,7 @@ from stream.ingest import NUDGE, IngestStage
 from stream.model_snapshots import register_model_snapshots, snapshot_signing_key
 from stream.model_switch import served_models
 from stream.progress import ProgressClock
+from stream.routes import RouteTable
 from stream.settings import StreamSettings
 from stream.sinks import OutputReader
 from stream.topics import DEADLETTER, DECISIONS, ENGINE, INBOUND, SIGNATURE_HEADER, sign_envelope
@@ -142,11 +142,11 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
         return await app.producer.send(topic, key, value, partition, None, headers)
 
     reader = OutputReader(settings)
-    route_view = _RouteView(routes, send_changelog)
+    route_table = RouteTable(routes, send_changelog)
     partition_of = functools.lru_cache(maxsize=4096)(settings.partition_for_shard)  # asked once per routed event
     ingest = IngestStage(
         account_key=account_key, partitions=settings.partitions,
-        partition_of=partition_of, routes=route_view, send_routes=route_view.send,
+        partition_of=partition_of, routes=route_table, send_routes=route_table.send,
         short_name=lambda topic: topic.removeprefix(prefix), send_engine=send_engine, send_deadletter=send_deadletter,
         idle_after=settings.idle_after(), time_window=settings.time_window(), linger=settings.batch_linger_seconds,
     )  # fmt: skip
@@ -241,40 +241,6 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
     register_validation(result)
     register_model_snapshots(result, settings.redis_url.get_secret_value() if settings.redis_url else None)
     return result
-
-
-class _RouteView:
-    """`routes` as the plain mapping `shard_for` expects. A new route is in the table at once; its
-    changelog record goes out with the next micro-batch (`send`), one producer send each rather than
-    Faust's per-write send (stream/changelog.py), to the changelog partition of the record that made it,
-    as the table's own write would."""
-
-    def __init__(self, table: Any, send: Send) -> None:
-        self.table, self._send = table, send
-        self.batches: dict[int, ChangelogBatch] = {}
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.table
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        value = self.table.get(key)
-        return default if value is None else value
-
-    def __setitem__(self, key: str, value: str) -> None:
-        event = faust.current_event()
-        if event is None:
-            raise RuntimeError("a route is written only while a record is handled")
-        partition = event.message.partition
-        batch = self.batches.get(partition)
-        if batch is None:
-            batch = self.batches[partition] = ChangelogBatch(self.table, self._send)
-        batch[key] = value
-
-    async def send(self) -> None:
-        for partition, batch in self.batches.items():
-            batch.persisted(partition)  # the records sent last time, if the producer has them by now
-            if batch.pending:
-                await batch.send(partition)
 
 
 def _partitions_by_topic(tps: set[Any], prefix: str) -> dict[str, set[int]]:

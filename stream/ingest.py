@@ -9,7 +9,8 @@ one *ingest group*, owned by one worker). For every record it:
 - broadcasts a vendor event to every partition of `engine.events` (master data, applied in event-time
   order by every shard);
 - routes a payment, platform or label event to the partition of its shard (`paysentry.sharding.shard_for`
-  with the `routes` table, payment_id -> shard, as first seen in *event time*).
+  with the `routes` table, payment_id -> shard, as first seen in *event time*; a route expires weeks after
+  its payment's newest event, and each group sweeps its expired routes: `stream/routes.py`).
 
 A payment's first event decides its shard, so a payment's events must be routed in event-time order even
 though they come from three topics consumed at their own pace: an event of a payment with no route yet
@@ -43,8 +44,10 @@ import orjson
 
 from paysentry.analytics import metrics
 from paysentry.contract import DEFAULT_TIME_WINDOW, Event, InvalidEvent, TimeWindow, parse_event
+from paysentry.event_time import epoch
 from paysentry.redaction import redact_raw
-from paysentry.sharding import shard_for
+from paysentry.sharding import RouteMap, live_route, route_week, shard_for
+from stream.routes import RouteTable
 from stream.topics import (
     ERP,
     INBOUND,
@@ -133,7 +136,7 @@ class Group:
 
 
 class IngestStage:
-    def __init__(self, *, account_key: bytes, partitions: int, partition_of: Callable[[str], int], routes: Any,
+    def __init__(self, *, account_key: bytes, partitions: int, partition_of: Callable[[str], int], routes: RouteMap,
                  short_name: Callable[[str], str], send_engine: Send, send_deadletter: Send,
                  idle_after: float = 1.0, time_window: TimeWindow = DEFAULT_TIME_WINDOW,
                  clock: Callable[[], float] = time.time, linger: float = 0.0,
@@ -174,6 +177,8 @@ class IngestStage:
             self.revoked |= indexes
             for index in indexes:
                 self.groups.pop(index, None)
+            if isinstance(self.routes, RouteTable):
+                self.routes.forget(indexes)
 
     def assigned(self, indexes: set[int]) -> None:
         self.revoked -= indexes
@@ -268,13 +273,13 @@ class IngestStage:
             for partition in range(self.partitions):
                 self._queue(partition, encoded)
             self.outbox_pending.append(pending)
-        elif event.payment_id in self.routes or not group.must_wait(topic, ts):
+        elif live_route(self.routes, event.payment_id, epoch(event.event_time)) or not group.must_wait(topic, ts):
             self._route(routed, event, pending)
         else:
             heapq.heappush(group.waiting, (routed.order(), next(_ARRIVALS), routed, event, pending))
 
     def _route(self, routed: Routed, event: Event, pending: _Pending) -> None:
-        shard = shard_for(event, self.routes)
+        shard = shard_for(event, self.routes, epoch(event.event_time))
         routed = Routed(routed.event, shard, routed.ts, routed.seq, routed.source, routed.offset)
         self._queue(self.partition_of(shard), routed.encode())
         self.outbox_pending.append(pending)
@@ -292,7 +297,8 @@ class IngestStage:
         while waiting:
             _, _, routed, event, pending = waiting[0]
             topic = {"psp": PSP, "label": LABELS}.get(event.family, ERP)
-            if event.payment_id not in self.routes and group.must_wait(topic, routed.ts):
+            routed_before = live_route(self.routes, event.payment_id, epoch(event.event_time))
+            if routed_before is None and group.must_wait(topic, routed.ts):
                 break
             heapq.heappop(waiting)
             self._route(routed, event, pending)
@@ -305,10 +311,20 @@ class IngestStage:
             group.start.setdefault(topic, offset)
         group.note_progress()
         await self._release(group)
+        self._sweep_routes(group)
         await self.send_batches()  # the tick vouches for what was routed: it must follow it in every partition
         tick = Tick(group.index, group.low(), group.high()).encode()
         for partition in range(self.partitions):
             await self.send_engine(key=b"~tick", value=tick, partition=partition)
+
+    def _sweep_routes(self, group: Group) -> None:
+        """Delete the group's expired routes: expired by the oldest event time still to be routed, so no
+        event routed from now on reads them as live."""
+        oldest = group.low()
+        if oldest is None:  # idle: whatever comes next is new (an event weeks older than all seen is late anyway)
+            oldest = group.high()
+        if oldest is not None and isinstance(self.routes, RouteTable):
+            self.routes.sweep(group.index, route_week(oldest // 1_000_000))
 
     async def _dead_letter(self, topic: str, message: Any, raw: bytes, reason: str, event_id: str | None) -> None:
         record = {"reason": reason, "topic": message.topic, "partition": message.partition,

@@ -72,7 +72,6 @@ def test_decisions_are_the_same_whether_sweeps_run_daily_hourly_or_never() -> No
     never, unswept = _replay(story, None)
     assert by_day == by_hour == unswept
     assert len(daily.store) < len(never.store)  # the sweeps did delete something
-    assert set(daily.routes) < set(never.routes)
 
 
 def test_an_idle_vendor_profile_reads_as_absent_then_is_swept() -> None:
@@ -110,7 +109,8 @@ def test_forgotten_payments_created_unmatched_and_labelled_are_gone_after_their_
     replayer.feed(parse(release("MUCH-LATER", at(days=40))))
     kept = {key.split(":", 1)[1] for key in replayer.store if "/p:" in key}
     assert kept == {"LATER", "MUCH-LATER"}
-    assert set(replayer.routes) == {"LATER", "MUCH-LATER"}
+    # the routes go weeks later than the records they lead to (tests/test_routes.py)
+    assert set(replayer.routes) == {"C1", "GHOST", "NOBODY", "OPEN", "LATER", "MUCH-LATER"}
 
 
 def test_a_payment_with_a_pending_timer_never_expires() -> None:
