@@ -12,6 +12,7 @@ from typing import Any
 
 from paysentry.state import Entity, decode_entity
 from paysentry.timers import TimerQueue
+from stream.changelog import local_reader
 from stream.topics import ALERTS, DECISIONS, Routed
 
 MASTER_PREFIX = "#{partition}/"
@@ -38,6 +39,7 @@ class TableView:
     def __init__(self, table: Any, dirty: dict[str, Entity | None], prefix: str = "",
                  inflight: dict[str, Entity | None] | None = None) -> None:  # fmt: skip
         self.table, self.dirty, self.prefix = table, dirty, prefix
+        self._read = local_reader(table)
         self.inflight: dict[str, Entity | None] = {} if inflight is None else inflight
 
     def get(self, key: str) -> Entity | None:
@@ -47,7 +49,7 @@ class TableView:
             entity = self.inflight.get(key, _ABSENT)
         if entity is not _ABSENT:
             return entity  # type: ignore[return-value]  # None: deleted by a sweep, not yet in the table
-        raw = self.table.get(key)
+        raw = self._read(key)
         return decode_entity(raw) if raw else None
 
     def __setitem__(self, key: str, value: Entity) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import faust
 
 from paysentry.sharding import ROUTE_MEMORY_WEEKS, Route
-from stream.changelog import ChangelogBatch, Send
+from stream.changelog import ChangelogBatch, Send, local_reader
 
 log = logging.getLogger(__name__)
 # A route written before routes were stamped (a plain shard): read as never expiring. Such routes are a
@@ -32,15 +32,18 @@ def encode_route(route: Route, partition: int) -> str:
 
 def decode_route(value: str) -> tuple[Route, int | None]:
     """The route and the changelog partition it was written to (None: an unstamped route)."""
-    week, partition, shard = (value.split(":", 2) + ["", ""])[:3]
-    if shard and week.lstrip("-").isdigit() and partition.isdigit():
+    week, _, rest = value.partition(":")
+    partition, _, shard = rest.partition(":")
+    try:
         return Route(shard, int(week)), int(partition)
-    return Route(value, UNSTAMPED), None
+    except ValueError:
+        return Route(value, UNSTAMPED), None
 
 
 class RouteTable:
     def __init__(self, table: Any, send: Send) -> None:
         self.table, self._send = table, send
+        self._read = local_reader(table)
         self.batches: dict[int, ChangelogBatch] = {}
         # ingest partition -> week -> payment ids stamped with that week (kept until the week expires;
         # a route stamped again later is also under its new week, and checked before it is deleted)
@@ -48,7 +51,7 @@ class RouteTable:
         self.swept: dict[int, int] = {}  # ingest partition -> week of its last sweep
 
     def get(self, key: str, default: Route | None = None) -> Route | None:
-        value = self.table.get(key)
+        value = self._read(key)
         return default if value is None else decode_route(value)[0]
 
     def __setitem__(self, key: str, route: Route) -> None:
@@ -81,7 +84,7 @@ class RouteTable:
         deleted = 0
         for stamped in sorted(w for w in weeks if w + ROUTE_MEMORY_WEEKS < week):
             for key in weeks.pop(stamped):
-                value = self.table.get(key)
+                value = self._read(key)
                 if value is None:
                     continue
                 route, written_to = decode_route(value)
