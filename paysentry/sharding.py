@@ -50,6 +50,19 @@ def route_week(at: int) -> int:
     return at // ROUTE_STAMP
 
 
+_STAMPED: dict[tuple[str, int], Route] = {}  # one Route per shard and week, shared by all its payments
+
+
+def stamped(shard: str, week: int) -> Route:
+    """The route to `shard` stamped `week` (a shared object: routes held by replay cost a dict entry)."""
+    route = _STAMPED.get((shard, week))
+    if route is None:
+        if len(_STAMPED) >= 65_536:  # shards times weeks: sharing is only a saving, never a must
+            _STAMPED.clear()
+        route = _STAMPED[shard, week] = Route(sys.intern(shard), week)
+    return route
+
+
 def live_route(routes: RouteMap, payment_id: str | None, at: int) -> Route | None:
     """The payment's route as an event at `at` sees it (None: none, or expired)."""
     if not payment_id:
@@ -68,8 +81,7 @@ def shard_for(event: Event, routes: RouteMap, at: int) -> str:
     route = routes.get(payment_id)
     if route is not None and not route.expired_by(week):
         if week > route.week:
-            routes[payment_id] = Route(route.shard, week)
+            routes[payment_id] = stamped(route.shard, week)
         return route.shard
-    shard = sys.intern(event.company_code or UNKNOWN_SHARD)  # one copy per shard, however many payments
-    routes[payment_id] = Route(shard, week)
-    return shard
+    route = routes[payment_id] = stamped(event.company_code or UNKNOWN_SHARD, week)
+    return route.shard

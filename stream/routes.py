@@ -41,6 +41,8 @@ def decode_route(value: str) -> tuple[Route, int | None]:
 
 
 class RouteTable:
+    """payment id -> Route over the `routes` table, and each ingest group's sweep of it."""
+
     def __init__(self, table: Any, send: Send) -> None:
         self.table, self._send = table, send
         self._read = local_reader(table)
@@ -82,8 +84,8 @@ class RouteTable:
         if weeks is None:
             weeks = self.by_week[partition] = self._index(partition)
         deleted = 0
-        for stamped in sorted(w for w in weeks if w + ROUTE_MEMORY_WEEKS < week):
-            for key in weeks.pop(stamped):
+        for expired_week in sorted(w for w in weeks if w + ROUTE_MEMORY_WEEKS < week):
+            for key in weeks.pop(expired_week):
                 value = self._read(key)
                 if value is None:
                     continue
