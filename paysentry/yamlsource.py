@@ -81,21 +81,16 @@ class InvalidSource(Exception):
         return error
 
 
-def read_text(path: Path, shown: str) -> str:
-    """The UTF-8 text of `path`, reading at most MAX_BYTES (+1 to notice more): a larger file raises
-    InvalidSource at 1:1. OSError and UnicodeDecodeError are left to the caller to word."""
-    with path.open("rb") as handle:
-        data = handle.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise InvalidSource([SourceError(shown, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
-    return data.decode("utf-8")
-
-
 def read_source(path: Path, shown: str | None = None) -> str:
-    """`read_text`, with the reasons a file cannot be read worded as every loader words them (at 1:1)."""
+    """The UTF-8 text of `path`, reading at most MAX_BYTES (+1 to notice more). A file that is too large,
+    cannot be read or is not UTF-8 raises InvalidSource at 1:1, worded as every loader words it."""
     shown = str(path) if shown is None else shown
     try:
-        return read_text(path, shown)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise InvalidSource([SourceError(shown, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
+        return data.decode("utf-8")
     except OSError as exc:
         raise InvalidSource([SourceError(shown, 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError as exc:

@@ -359,11 +359,13 @@ class DecisionStage:
         a fresh set of dirty entities; one checkpoint is in flight per partition, so they land in order."""
         await self._settle(state)
         started = time.monotonic()
-        # an empty value is a deletion (a swept payment)
-        entities = {key: encode_entity(entity) if entity is not None else b"" for key, entity in state.dirty.items()}
+        entities: dict[str, bytes] = {}
         hints = state.expiry_hints
         for key, entity in state.dirty.items():
-            if entity is not None:
+            if entity is None:
+                entities[key] = b""  # an empty value is a deletion (a swept payment)
+            else:
+                entities[key] = encode_entity(entity)
                 hints[key] = expiry_hint(entity)
         state.inflight.update(state.dirty)  # still read by the next events until they are in the table
         state.dirty.clear()

@@ -268,18 +268,20 @@ class IngestStage:
             pending.done = True
             return
         group.seen[topic] = max(group.seen.get(topic, ts), ts)
+        at = epoch(event.event_time)
         metrics.observe_event(event)
         if event.family == "vendor":
             for partition in range(self.partitions):
                 self._queue(partition, encoded)
             self.outbox_pending.append(pending)
-        elif live_route(self.routes, event.payment_id, epoch(event.event_time)) or not group.must_wait(topic, ts):
-            self._route(routed, event, pending)
+        elif live_route(self.routes, event.payment_id, at) is not None or not group.must_wait(topic, ts):
+            self._route(routed, event, pending, at)
         else:
             heapq.heappush(group.waiting, (routed.order(), next(_ARRIVALS), routed, event, pending))
 
-    def _route(self, routed: Routed, event: Event, pending: _Pending) -> None:
-        shard = shard_for(event, self.routes, epoch(event.event_time))
+    def _route(self, routed: Routed, event: Event, pending: _Pending, at: int) -> None:
+        """Route one event at its event time `at` (epoch seconds)."""
+        shard = shard_for(event, self.routes, at)
         routed = Routed(routed.event, shard, routed.ts, routed.seq, routed.source, routed.offset)
         self._queue(self.partition_of(shard), routed.encode())
         self.outbox_pending.append(pending)
@@ -297,11 +299,11 @@ class IngestStage:
         while waiting:
             _, _, routed, event, pending = waiting[0]
             topic = {"psp": PSP, "label": LABELS}.get(event.family, ERP)
-            routed_before = live_route(self.routes, event.payment_id, epoch(event.event_time))
-            if routed_before is None and group.must_wait(topic, routed.ts):
+            at = epoch(event.event_time)
+            if live_route(self.routes, event.payment_id, at) is None and group.must_wait(topic, routed.ts):
                 break
             heapq.heappop(waiting)
-            self._route(routed, event, pending)
+            self._route(routed, event, pending, at)
 
     async def _nudge(self, group: Group, value: Any) -> None:
         """A periodic nudge from this worker's clock: fresh high-water marks, then report progress."""

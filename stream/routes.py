@@ -12,6 +12,7 @@ the changelog partition of the record that made it, as the table's own write wou
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -30,8 +31,11 @@ def encode_route(route: Route, partition: int) -> str:
     return f"{route.week}:{partition}:{route.shard}"
 
 
+@functools.lru_cache(maxsize=4096)
 def decode_route(value: str) -> tuple[Route, int | None]:
-    """The route and the changelog partition it was written to (None: an unstamped route)."""
+    """The route and the changelog partition it was written to (None: an unstamped route). Values repeat
+    (one per shard, week and partition), and each routed event reads its route twice (`live_route`, then
+    `shard_for`): each is decoded once."""
     week, _, rest = value.partition(":")
     partition, _, shard = rest.partition(":")
     try:
@@ -52,9 +56,9 @@ class RouteTable:
         self.by_week: dict[int, dict[int, set[str]]] = {}
         self.swept: dict[int, int] = {}  # ingest partition -> week of its last sweep
 
-    def get(self, key: str, default: Route | None = None) -> Route | None:
+    def get(self, key: str) -> Route | None:
         value = self._read(key)
-        return default if value is None else decode_route(value)[0]
+        return None if value is None else decode_route(value)[0]
 
     def __setitem__(self, key: str, route: Route) -> None:
         event = faust.current_event()
