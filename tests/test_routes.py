@@ -82,3 +82,15 @@ def test_a_settlement_sla_longer_than_routes_allow_for_is_refused() -> None:
     with pytest.raises(pydantic.ValidationError, match="less than or equal"):
         CompanyParams(settlement_sla_hours=MAX_SETTLEMENT_SLA_HOURS + 1)
     assert ROUTE_MEMORY_WEEKS * ROUTE_STAMP >= 35 * DAY + MAX_SETTLEMENT_SLA_HOURS * 3600
+
+
+def test_routes_to_ever_new_company_codes_keep_the_shared_routes_bounded() -> None:
+    """A producer inventing company codes cannot grow the table of shared routes without bound."""
+    from paysentry import sharding
+
+    routes: dict[str, Route] = {}
+    for n in range(70_000):
+        event = parse(release(f"P{n}", at(0), company_code=f"X{n}"))
+        assert shard_for(event, routes, epoch(event.event_time)) == f"X{n}"
+    assert len(sharding._STAMPED) <= 65_536
+    assert routes["P69999"] == Route("X69999", route_week(epoch(parse(release("Q", at(0))).event_time)))
