@@ -105,6 +105,7 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
         producer_acks=-1,
         producer_linger=settings.producer_linger_seconds,  # measured: fewer produce requests, each larger
+        producer_max_batch_size=settings.producer_batch_bytes,
         consumer_max_fetch_size=settings.consumer_fetch_bytes,  # measured: fewer fetches on a backlog
         key_serializer="raw",  # every record is bytes or text the app encodes itself (tables included)
         value_serializer="raw",

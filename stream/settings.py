@@ -60,6 +60,15 @@ class StreamSettings(EngineSettings):
     producer_linger_seconds: float = Field(
         default=0.005, ge=0, le=1, description="the producer waits this long to fill a batch (fewer, larger requests)"
     )
+    producer_batch_bytes: int = Field(
+        # Faust's default (16 KiB) holds about ten decisions: on a backlog, a send then waits for the
+        # broker's answer to the previous request (measured: stream/README.md). At most the broker's
+        # message.max.bytes (Kafka's default: 1 MiB), which one batch must fit in.
+        default=512 * 1024,
+        ge=16 * 1024,
+        le=1_000_000,
+        description="most bytes the producer gathers per partition while a request is with the broker",
+    )
     consumer_fetch_bytes: int = Field(
         default=4 * 1024**2,
         ge=64 * 1024,

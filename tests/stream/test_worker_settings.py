@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from paysentry.core import Engine
 from stream.app import create_app
@@ -70,3 +71,12 @@ def test_the_consumer_fetch_size_reaches_faust(tmp_path: Path) -> None:
     assert create_app(default, engine=Engine()).app.conf.consumer_max_fetch_size == 4 * 1024**2
     small = StreamSettings(account_hash_key="k", data_dir=tmp_path, consumer_fetch_bytes=256 * 1024)
     assert create_app(small, engine=Engine()).app.conf.consumer_max_fetch_size == 256 * 1024
+
+
+def test_the_producer_batch_size_reaches_faust(tmp_path: Path) -> None:
+    default = StreamSettings(account_hash_key="k", data_dir=tmp_path)
+    assert create_app(default, engine=Engine()).app.conf.producer_max_batch_size == 512 * 1024
+    small = StreamSettings(account_hash_key="k", data_dir=tmp_path, producer_batch_bytes=16 * 1024)
+    assert create_app(small, engine=Engine()).app.conf.producer_max_batch_size == 16 * 1024
+    with pytest.raises(ValidationError):  # one batch must fit in the broker's default message.max.bytes
+        StreamSettings(account_hash_key="k", data_dir=tmp_path, producer_batch_bytes=2 * 1024**2)
