@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from stream.desk_publish import OutboxPublisher
+from stream.desk_publish import OutboxPublisher, fault_from_env
 from stream.topics import DEADLETTER, DECISIONS
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def register_cases(stream_app: StreamApp) -> None:
     approvals = load_or_builtin(DeskSettings().approvals_path)  # a broken file stops the worker's start
     engine, sessions = open_database(settings.database_url.get_secret_value())
     importer = CaseImporter(sessions, approvals)
-    publisher = OutboxPublisher(settings, sessions)
+    publisher = OutboxPublisher(settings, sessions, after_send=fault_from_env())
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     decisions = app.topic(settings.topic(DECISIONS), partitions=settings.partitions, **raw)
     deadletter = app.topic(settings.topic(DEADLETTER), **raw)

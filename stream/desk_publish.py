@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -33,14 +34,29 @@ from stream.sinks import ensure_topics
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
 CRASH_AFTER_SEND = "crash_after_send"  # PAYSENTRY_OUTBOX_FAULT: die after Kafka's ack, before the mark (tests)
+FAULT_ENV = "PAYSENTRY_OUTBOX_FAULT"
+
+
+def _no_fault() -> None:
+    pass
+
+
+def _crash() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind: what a crash leaves is the test
+
+
+def fault_from_env() -> Callable[[], None]:
+    """The crash tests' fault (`PAYSENTRY_OUTBOX_FAULT=crash_after_send`); unset in production: none."""
+    return _crash if os.environ.get(FAULT_ENV, "") == CRASH_AFTER_SEND else _no_fault
 
 
 class OutboxPublisher:
-    def __init__(self, settings: StreamSettings, sessions: sessionmaker[Session], batch: int = 200) -> None:
+    def __init__(self, settings: StreamSettings, sessions: sessionmaker[Session], batch: int = 200,
+                 after_send: Callable[[], None] = _no_fault) -> None:  # fmt: skip
         self.settings, self.sessions, self.batch = settings, sessions, batch
         self.producer: AIOKafkaProducer | None = None
         self.sent = 0
-        self.fault = os.environ.get("PAYSENTRY_OUTBOX_FAULT", "")
+        self.after_send = after_send  # called once Kafka acknowledged a round, before its rows are marked
 
     async def start(self) -> None:
         if self.producer is None:
@@ -77,8 +93,7 @@ class OutboxPublisher:
                 topic, key, value = outbox.message_of(row, self.settings.desk_base_url)
                 pending.append(await self.producer.send(self.settings.topic(topic), value, key=key))
             await asyncio.gather(*pending)  # raises if Kafka did not take one: nothing is marked
-            if self.fault == CRASH_AFTER_SEND:
-                os.kill(os.getpid(), signal.SIGKILL)
+            self.after_send()
             await asyncio.to_thread(_mark_and_commit, session, [row.id for row in rows])
             self.sent += len(rows)
             return len(rows)
@@ -126,7 +141,7 @@ def publish(
 
 async def _publish(settings: StreamSettings, sessions: sessionmaker[Any], follow: bool, interval: float) -> int:
     await ensure_topics(settings, settings.replication)
-    publisher = OutboxPublisher(settings, sessions)
+    publisher = OutboxPublisher(settings, sessions, after_send=fault_from_env())
     try:
         while True:
             await publisher.drain()
