@@ -62,8 +62,8 @@ class StreamSettings(EngineSettings):
     )
     producer_batch_bytes: int = Field(
         # Faust's default (16 KiB) holds about ten decisions: on a backlog, a send then waits for the
-        # broker's answer to the previous request (measured: stream/README.md). At most the broker's
-        # message.max.bytes (Kafka's default: 1 MiB), which one batch must fit in.
+        # broker's answer to the previous request (measured: stream/README.md). One batch must fit the
+        # broker's message.max.bytes (Kafka's default: 1 MiB; lower this where the broker's is lower).
         default=512 * 1024,
         ge=16 * 1024,
         le=1_000_000,
