@@ -29,7 +29,6 @@ from rules.reload import RulesHolder
 from rules.signal import ReloadListener
 from stream.alerts_agent import register_alerts
 from stream.cases_agent import register_cases
-from stream.changelog import stop_fetching_changelogs
 from stream.decide import DecisionStage
 from stream.delivery import DeliveryGuard, records_queued
 from stream.faults import NO_FAULTS, FaultHook
@@ -219,10 +218,6 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
             await clock.warm()
         except Exception as exc:  # each partition's first record does it instead
             log.warning("partitions not prepared ahead of their records: %r", exc)
-        try:
-            await stop_fetching_changelogs(app)
-        except Exception as exc:  # fetching them costs latency, not correctness
-            log.warning("changelog partitions not paused: %r", exc)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:

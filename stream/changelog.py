@@ -11,14 +11,10 @@ changelog holds exactly what Faust would have written and recovery reads it the 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
-from aiokafka import TopicPartition
 from faust.types import TP
-
-log = logging.getLogger(__name__)
 
 # (topic, key, value or None for a deletion, partition, headers) -> the producer's future of the record
 Send = Callable[[str, bytes, bytes | None, int, Any], Awaitable[Any]]
@@ -83,31 +79,3 @@ class ChangelogBatch(MutableMapping[str, Any]):
         if self._last is not None and self._last.done() and not self._last.exception():
             topic = self.table.changelog_topic.get_topic_name()
             self.table.data.set_persisted_offset(TP(topic, partition), self._last.result().offset)
-
-
-async def stop_fetching_changelogs(app: Any) -> None:
-    """Pause the tables' changelog partitions in the consumer's own client, once they are restored.
-
-    Nothing reads them after recovery (the checkpoints write the local store themselves, and a worker
-    keeps no standbys), and Faust 0.15.3 takes records only from the partitions its streams read, while
-    its client goes on fetching every assigned one. aiokafka then holds records nobody takes, and a
-    partition whose records wait to be taken holds back every fetch from its broker for 100 ms (its
-    prefetch backoff). Measured on a fresh worker: each changelog partition's first write stalled all
-    inbound records that long, 50-150 ms of extra latency through the first second (stream/README.md).
-    A new assignment starts unpaused, so a takeover still restores from them first."""
-    changelogs = app.tables.changelog_topics
-    tps = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in changelogs]
-    thread = getattr(app.consumer, "_thread", None)  # the thread that owns Faust's aiokafka consumer
-    if not tps or thread is None:
-        return
-
-    async def pause() -> set[TopicPartition]:  # in the client's own thread: pausing creates a future on its loop
-        client = thread._ensure_consumer()
-        client.pause(*tps)
-        return {tp for tp in client.paused() if tp.topic in changelogs}
-
-    paused = await thread.call_thread(pause)
-    by_topic: dict[str, list[int]] = {}
-    for tp in sorted(paused):
-        by_topic.setdefault(tp.topic, []).append(tp.partition)
-    log.info("changelog partitions paused in the client: %s", " ".join(f"{t}{p}" for t, p in by_topic.items()))

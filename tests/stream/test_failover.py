@@ -29,15 +29,6 @@ def _engine_partitions(log: str) -> set[int]:
     return found
 
 
-def _paused_changelogs(log: str) -> list[set[str]]:
-    """Per rebalance, the changelog partitions the worker's own Kafka client reported paused."""
-    found = []
-    for line in re.finditer(r"changelog partitions paused in the client: (.*)", log):
-        pairs = re.findall(r"(\S+-changelog)\[([0-9, ]*)\]", line.group(1))
-        found.append({f"{topic}:{p.strip()}" for topic, parts in pairs for p in parts.split(",") if p.strip()})
-    return found
-
-
 def test_two_workers_share_the_work_and_one_takes_over(stream_rig: StreamRig, simulated: Simulated) -> None:
     stream_rig.produce(simulated.path)
     first = stream_rig.worker("w1", PAYSENTRY_CHECKPOINT_EVENTS="100")
@@ -49,10 +40,6 @@ def test_two_workers_share_the_work_and_one_takes_over(stream_rig: StreamRig, si
     decisions = stream_rig.read("decisions", expect=len(simulated.decisions))
     assert_same_decisions(decisions, simulated.decisions)
     assert _engine_partitions(first.log()) == {0, 1, 2, 3}
-    # Once restored, no changelog partition is fetched again (an unread fetch stalls all fetching),
-    # taken-over ones included: the survivor's client paused all eight after its last rebalance.
-    tables = {f"{stream_rig.settings.group_id}-{name}-changelog" for name in ("routes", "shard-state")}
-    assert _paused_changelogs(first.log())[-1] == {f"{t}:{p}" for t in tables for p in range(4)}, first.log()[-3000:]
     stream_rig.stop_all()
 
 
