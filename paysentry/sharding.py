@@ -51,13 +51,14 @@ def route_week(at: int) -> int:
 
 
 _STAMPED: dict[tuple[str, int], Route] = {}  # one Route per shard and week, shared by all its payments
+MAX_SHARED_ROUTES = 65_536  # shards times weeks: sharing is only a saving, never a must
 
 
 def stamped(shard: str, week: int) -> Route:
     """The route to `shard` stamped `week` (a shared object: routes held by replay cost a dict entry)."""
     route = _STAMPED.get((shard, week))
     if route is None:
-        if len(_STAMPED) >= 65_536:  # shards times weeks: sharing is only a saving, never a must
+        if len(_STAMPED) >= MAX_SHARED_ROUTES:
             _STAMPED.clear()
         route = _STAMPED[shard, week] = Route(sys.intern(shard), week)
     return route

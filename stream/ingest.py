@@ -63,6 +63,7 @@ from stream.topics import (
 log = logging.getLogger(__name__)
 _ARRIVALS = itertools.count()  # tie-break of waiting events with the same order (never compares events)
 PAYMENT_SOURCES = (ERP, PSP, LABELS)
+_SOURCE_OF_FAMILY = {"psp": PSP, "label": LABELS}  # the inbound topic of an event's family (else ERP)
 NUDGE = "ingest.ticks"
 MAX_BATCH_BYTES = 256 * 1024  # an engine.events batch stays well below Kafka's 1 MB message limit
 MAX_BATCH_EVENTS = 2_000
@@ -298,7 +299,7 @@ class IngestStage:
         waiting = group.waiting
         while waiting:
             _, _, routed, event, pending = waiting[0]
-            topic = {"psp": PSP, "label": LABELS}.get(event.family, ERP)
+            topic = _SOURCE_OF_FAMILY.get(event.family, ERP)
             at = epoch(event.event_time)
             if live_route(self.routes, event.payment_id, at) is None and group.must_wait(topic, routed.ts):
                 break
