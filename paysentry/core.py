@@ -24,6 +24,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from models.features import FeatureInputs, compute_features, record_or_event
 from models.label_features import label_features, record_confirmed_fraud
 from models.scorer import CalibratedHalfSpaceTrees
@@ -75,6 +77,8 @@ class StateStore(Protocol):
     def __setitem__(self, key: str, value: Entity) -> None: ...
 
 
+# Shells and tests subclass these; mypyc (scripts/build_compiled.py) refuses that unless told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class EmptyRuleset:
     """No rules: every payment is allowed unless the model says otherwise (used by model-only runs)."""
 
@@ -162,6 +166,7 @@ def _shown_features(features: dict[str, Any]) -> dict[str, Any]:
 FeatureSink = Callable[[str, str, dict[str, Any]], None]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Engine:
     def __init__(
         self,
