@@ -32,6 +32,7 @@ from stream.cases_agent import register_cases
 from stream.decide import DecisionStage
 from stream.delivery import DeliveryGuard, records_queued
 from stream.faults import NO_FAULTS, FaultHook
+from stream.fetching import tune_fetching
 from stream.ingest import NUDGE, IngestStage
 from stream.model_snapshots import register_model_snapshots, snapshot_signing_key
 from stream.model_switch import served_models
@@ -218,6 +219,10 @@ def create_app(settings: StreamSettings, *, faults: FaultHook = NO_FAULTS, engin
             await clock.warm()
         except Exception as exc:  # each partition's first record does it instead
             log.warning("partitions not prepared ahead of their records: %r", exc)
+        try:
+            await tune_fetching(app, settings.consumer_fetch_wait_ms)
+        except Exception as exc:  # Faust's own fetching costs latency, not correctness
+            log.warning("fetching not tuned: %r", exc)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:

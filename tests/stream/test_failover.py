@@ -29,9 +29,22 @@ def _engine_partitions(log: str) -> set[int]:
     return found
 
 
+def _fetching_tuned(log: str) -> list[tuple[int, set[str]]]:
+    """Per rebalance, the empty-fetch hold and the changelog partitions the worker's own Kafka client
+    reported once the tables were restored."""
+    found = []
+    for line in re.finditer(
+        r"fetching tuned in the client: empty fetches held (\d+) ms; changelog partitions paused: (.*)", log
+    ):
+        pairs = re.findall(r"(\S+-changelog)\[([0-9, ]*)\]", line.group(2))
+        paused = {f"{topic}:{p.strip()}" for topic, parts in pairs for p in parts.split(",") if p.strip()}
+        found.append((int(line.group(1)), paused))
+    return found
+
+
 def test_two_workers_share_the_work_and_one_takes_over(stream_rig: StreamRig, simulated: Simulated) -> None:
     stream_rig.produce(simulated.path)
-    first = stream_rig.worker("w1", PAYSENTRY_CHECKPOINT_EVENTS="100")
+    first = stream_rig.worker("w1", PAYSENTRY_CHECKPOINT_EVENTS="100", PAYSENTRY_CONSUMER_FETCH_WAIT_MS="70")
     second = stream_rig.worker("w2", PAYSENTRY_CHECKPOINT_EVENTS="100")
     stream_rig.wait_for("decisions", at_least=len(simulated.decisions) // 4)
     assert _engine_partitions(first.log()) and _engine_partitions(second.log()), "both workers had partitions"
@@ -40,6 +53,12 @@ def test_two_workers_share_the_work_and_one_takes_over(stream_rig: StreamRig, si
     decisions = stream_rig.read("decisions", expect=len(simulated.decisions))
     assert_same_decisions(decisions, simulated.decisions)
     assert _engine_partitions(first.log()) == {0, 1, 2, 3}
+    # Once restored, no changelog partition is fetched again (records nobody takes stall all fetching),
+    # taken-over ones included: the survivor's client paused all eight after its last rebalance, and
+    # holds an empty fetch as long as the setting says (Faust's own 1,500 ms stopped decisions for 1 s).
+    tables = {f"{stream_rig.settings.group_id}-{name}-changelog" for name in ("routes", "shard-state")}
+    expected = (70, {f"{t}:{p}" for t in tables for p in range(4)})
+    assert _fetching_tuned(first.log())[-1] == expected, first.log()[-3000:]
     stream_rig.stop_all()
 
 

@@ -80,3 +80,11 @@ def test_the_producer_batch_size_reaches_faust(tmp_path: Path) -> None:
     assert create_app(small, engine=Engine()).app.conf.producer_max_batch_size == 16 * 1024
     with pytest.raises(ValidationError):  # one batch must fit in the broker's default message.max.bytes
         StreamSettings(account_hash_key="k", data_dir=tmp_path, producer_batch_bytes=2 * 1024**2)
+
+
+def test_the_empty_fetch_hold_is_bounded(tmp_path: Path) -> None:
+    # what the worker's client is set to is checked on a real broker (test_failover.py)
+    assert StreamSettings(account_hash_key="k", data_dir=tmp_path).consumer_fetch_wait_ms == 100
+    for refused in (0, 5, 1501):  # a busy loop of fetches, or longer than Faust's own 1,500 ms
+        with pytest.raises(ValidationError, match="consumer_fetch_wait_ms"):
+            StreamSettings(account_hash_key="k", data_dir=tmp_path, consumer_fetch_wait_ms=refused)
