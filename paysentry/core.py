@@ -77,7 +77,8 @@ class StateStore(Protocol):
     def __setitem__(self, key: str, value: Entity) -> None: ...
 
 
-# Shells and tests subclass these; mypyc (scripts/build_compiled.py) refuses that unless told.
+# Tests subclass these (a rule set or an engine of their own); a mypyc build (scripts/build_compiled.py)
+# refuses that unless told.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class EmptyRuleset:
     """No rules: every payment is allowed unless the model says otherwise (used by model-only runs)."""
